@@ -5,8 +5,23 @@ Organised by concept: ``data`` (datasets as device tensors), ``models``, ``train
 ``viz``, ``widgets`` and ``exercises``. Import submodules explicitly, e.g. ``from dldna.optim import Adam``.
 """
 
-from dldna.config import budget, device, set_seed
+from dldna.config import Budget, budget, device, set_seed
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "budget", "device", "set_seed"]
+__all__ = ["Budget", "__version__", "budget", "device", "set_seed", "setup_notebook"]
+
+
+def setup_notebook(seed: int = 0) -> Budget:
+    """The first cell of every chapter: figures that render live and on the website, a fixed seed, and the
+    compute budget for this machine, which is printed so the page says what ran."""
+    import torch
+
+    from dldna import viz
+
+    viz.use_book_renderer()
+    viz.use_sharp_matplotlib()
+    set_seed(seed)
+    active = budget()
+    print(f"dldna {__version__}, torch {torch.__version__}, device: {active.device}. {active.describe()}")
+    return active

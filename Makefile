@@ -1,0 +1,48 @@
+# Two commands matter: `make book` builds the website (executing every notebook) and `make test` runs the
+# whole test suite (unit tests, the book build, then tests of the built site in a real browser).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+# Book builds grade every worked exercise solution and keep progress bars out of the pages.
+BOOK_ENV := DLDNA_STRICT_CHECKS=1 DLDNA_PROGRESS=0 MPLBACKEND=Agg
+
+.PHONY: setup system book test unit site-tests lab student key clean distclean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+system:
+	@scripts/setup_system.sh
+
+setup: $(STAMP) system
+
+book: setup
+	$(BOOK_ENV) $(BIN)/jupyter-book build . --warningiserror --keep-going
+
+unit: setup
+	$(BIN)/pytest -m "not book and not browser" --durations=15
+
+site-tests: setup
+	$(BIN)/pytest -m "book or browser" --durations=10
+
+test: unit book site-tests
+
+lab: setup
+	$(BIN)/python -m pip install --quiet jupyterlab
+	$(BIN)/jupyter lab chapters
+
+student key: setup
+	$(BIN)/python -m dldna.exercises.edition $@
+
+clean:
+	rm -rf _build student key test-artifacts .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

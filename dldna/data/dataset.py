@@ -1,0 +1,87 @@
+"""The one container every loader returns: train / validation / test tensors already on the device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Image-classification data as device tensors, ready for index batching (no DataLoader).
+
+    ``x_*`` are float images ``(N, C, H, W)`` normalised with the training set's ``mean`` and ``std``;
+    ``y_*`` are int64 labels. ``x_val``/``y_val`` are ``None`` unless a validation split was asked for.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of the split called ``"train"``, ``"val"`` or ``"test"``."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {name!r}")
+        x, y = getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+        if x is None:
+            raise ValueError("this Dataset has no validation split: load it with val_size > 0")
+        return x, y
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        """The same data on ``device`` (no copy when it is already there)."""
+        moved = {
+            field: getattr(self, field).to(device)
+            for field in ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
+            if getattr(self, field) is not None
+        }
+        return replace(self, **moved)
+
+    def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Undo the normalisation, for showing images with their original pixel values in [0, 1]."""
+        mean = torch.tensor(self.mean, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(-1, 1, 1)
+        return x * std + mean
+
+    def __repr__(self) -> str:
+        val = f", val={len(self.y_val)}" if self.y_val is not None else ""
+        return (
+            f"Dataset({self.name}: train={len(self.y_train)}{val}, test={len(self.y_test)}, "
+            f"input={self.input_shape}, classes={self.num_classes}, device={self.device})"
+        )
+
+
+def stratified_indices(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` indices into ``labels`` with the classes as equally represented as ``count`` allows.
+
+    Deterministic for a given ``rng`` state; the result is shuffled so classes are interleaved.
+    """
+    classes = np.unique(labels)
+    if not 0 < count <= len(labels):
+        raise ValueError(f"subset size must be between 1 and {len(labels)}, got {count}")
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    base, extra = divmod(count, len(classes))
+    chosen = [idx[: base + (i < extra)] for i, idx in enumerate(per_class)]
+    if any(len(c) < base + (i < extra) for i, c in enumerate(chosen)):
+        raise ValueError(f"subset size {count} needs more samples of some class than the data has")
+    return rng.permutation(np.concatenate(chosen))

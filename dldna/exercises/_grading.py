@@ -1,0 +1,52 @@
+"""Small grading helpers shared by the topic modules: numeric closeness with a message that never shows the
+expected value."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+
+
+def close(answer: Any, expected: float, rel: float = 1e-3, abs_tol: float = 1e-6) -> tuple[bool, str]:
+    """Is ``answer`` a number within ``rel`` (relative) or ``abs_tol`` of ``expected``?"""
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return False, f"Expected a number, got {type(answer).__name__}."
+    if not math.isfinite(value):
+        return False, "Your answer is not a finite number."
+    if math.isclose(value, expected, rel_tol=rel, abs_tol=abs_tol):
+        return True, "matches."
+    direction = "too large" if value > expected else "too small"
+    return False, f"{value:.6g} is {direction}."
+
+
+def all_close(answer: Any, expected: Sequence[float], rel: float = 1e-3, abs_tol: float = 1e-6) -> tuple[bool, str]:
+    """Is ``answer`` a sequence of numbers, each close to the matching entry of ``expected``?"""
+    try:
+        values = [float(v) for v in torch.as_tensor(answer, dtype=torch.float64).flatten()]
+    except (TypeError, ValueError, RuntimeError):
+        return False, "Expected a list of numbers."
+    if len(values) != len(expected):
+        return False, f"Expected {len(expected)} numbers, got {len(values)}."
+    for i, (value, target) in enumerate(zip(values, expected)):
+        ok, message = close(value, target, rel, abs_tol)
+        if not ok:
+            return False, f"Entry {i} ({value:.6g}) is off: {message}"
+    return True, f"all {len(values)} values match."
+
+
+def same_tensors(actual: Sequence[torch.Tensor], expected: Sequence[torch.Tensor], atol: float = 1e-6) -> tuple[bool, str]:
+    """Do two lists of tensors agree elementwise? Reports the first mismatch's largest difference."""
+    if len(actual) != len(expected):
+        return False, f"Expected {len(expected)} tensors, got {len(actual)}."
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        a = torch.as_tensor(a)
+        if a.shape != e.shape:
+            return False, f"Tensor {i} has shape {tuple(a.shape)}, expected {tuple(e.shape)}."
+        gap = (a.double() - e.double()).abs().max().item()
+        if not gap <= atol:
+            return False, f"Tensor {i} differs by up to {gap:.3g}."
+    return True, "all tensors match."

@@ -1,0 +1,211 @@
+"""``fit``: the one training loop behind every chapter, widget, sweep and benchmark.
+
+Data stays on the device and batches are taken by indexing with a shuffled permutation, so there is no
+DataLoader and no per-sample Python. Per-step metrics are kept as device tensors and copied to the host once
+per epoch, so the loop does not wait on the GPU at every step (on the CPU there is nothing to wait for, and the
+loss is checked at every step).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dldna.data import Dataset
+from dldna.train.callbacks import Callback, TrainState
+from dldna.train.history import EPOCH_METRICS, STEP_METRICS, History
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+GPU_CHECK_EVERY = 25
+PROGRESS_MIN_STEPS = 500
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy, batch_size: int = 2048
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode; the model's train/eval mode is restored."""
+    was_training = model.training
+    model.eval()
+    total_loss = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for start in range(0, len(y), batch_size):
+        out = model(x[start : start + batch_size])
+        target = y[start : start + batch_size]
+        total_loss += loss_fn(out, target).float() * len(target)
+        correct += (out.argmax(dim=1) == target).sum()
+    model.train(was_training)
+    return total_loss.item() / len(y), correct.item() / len(y)
+
+
+def _global_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """L2 norm of all ``tensors`` taken together, as one device scalar."""
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(tensors))))
+
+
+def _describe_run(model: nn.Module, optimizer: torch.optim.Optimizer, **settings: object) -> dict[str, object]:
+    hyper = {k: v for k, v in optimizer.param_groups[0].items() if k != "params" and isinstance(v, (int, float, tuple, bool))}
+    return {
+        "optimizer": type(optimizer).__name__,
+        "hyperparameters": hyper,
+        "model": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        **settings,
+    }
+
+
+def _progress_bar(show: bool | None, epochs: int, steps: int):
+    from tqdm.auto import tqdm
+
+    if show is None:
+        import os
+
+        show = os.environ.get("DLDNA_PROGRESS", "1") != "0" and steps >= PROGRESS_MIN_STEPS
+    return tqdm(total=epochs, unit="epoch", disable=not show, leave=False)
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Dataset,
+    *,
+    epochs: int = 1,
+    batch_size: int = 128,
+    loss_fn: LossFn = F.cross_entropy,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    scheduler_interval: str = "step",
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    eval_split: str = "test",
+    max_grad_norm: float | None = None,
+    max_steps: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool | None = None,
+) -> History:
+    """Train ``model`` with ``optimizer`` on ``data`` and return its :class:`History`.
+
+    Each step records the loss, the global gradient L2 norm (before clipping), the L2 norm of the parameter
+    update, the parameters' L2 norm and the learning rate of the first parameter group. After each epoch the
+    model is evaluated on ``eval_split`` (``"test"`` or ``"val"``). A non-finite loss ends the run with
+    ``status="diverged"`` and the step in ``diverged_at``; nothing is raised. The same ``seed`` gives the same
+    batch order (initialise the model under :func:`dldna.set_seed` for a fully repeatable run).
+    ``scheduler`` steps after every optimizer step (``scheduler_interval="step"``) or every epoch
+    (``"epoch"``); ``max_grad_norm`` clips the global gradient norm; ``max_steps`` ends the run early.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if scheduler_interval not in ("step", "epoch"):
+        raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+    if max_grad_norm is not None and max_grad_norm <= 0:
+        raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm}")
+
+    target = torch.device(device) if device is not None else data.device
+    data = data.to(target)
+    model.to(target)
+    x_train, y_train = data.split("train")
+    x_eval, y_eval = data.split(eval_split)
+    params = [p for p in model.parameters() if p.requires_grad]
+    steps_per_epoch = -(-len(y_train) // batch_size)
+    history = History(
+        config=_describe_run(model, optimizer, batch_size=batch_size, epochs=epochs, seed=seed, train_samples=len(y_train)),
+        device=str(target),
+        steps_per_epoch=steps_per_epoch,
+    )
+    state = TrainState(model=model, optimizer=optimizer, history=history)
+    generator = torch.Generator(device=target).manual_seed(seed)
+    check_every = 1 if target.type == "cpu" else GPU_CHECK_EVERY
+    bar = _progress_bar(progress, epochs, epochs * steps_per_epoch)
+    for callback in callbacks:
+        callback.on_train_begin(state)
+
+    run_start = time.perf_counter()
+    model.train()
+    for epoch in range(epochs):
+        state.epoch = epoch
+        epoch_start = time.perf_counter()
+        order = torch.randperm(len(y_train), generator=generator, device=target)
+        loss_sum = torch.zeros((), device=target)
+        correct = torch.zeros((), device=target, dtype=torch.long)
+        seen = 0
+        records: list[torch.Tensor] = []
+        lrs: list[float] = []
+        for start in range(0, len(y_train), batch_size):
+            index = order[start : start + batch_size]
+            inputs, targets = x_train[index], y_train[index]
+            optimizer.zero_grad(set_to_none=True)
+            outputs = model(inputs)
+            loss = loss_fn(outputs, targets)
+            loss.backward()
+            state.inputs, state.targets, state.loss = inputs, targets, loss
+            for callback in callbacks:
+                callback.after_backward(state)
+
+            grads = [p.grad for p in params if p.grad is not None]
+            grad_norm = _global_norm(grads)
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            before = [p.detach().clone() for p in params]
+            lrs.append(float(optimizer.param_groups[0]["lr"]))
+            optimizer.step()
+            update_norm = _global_norm(torch._foreach_sub([p.detach() for p in params], before))
+            records.append(torch.stack([loss.detach().float(), grad_norm, update_norm, _global_norm([p.detach() for p in params])]))
+
+            loss_sum += loss.detach().float() * len(index)
+            correct += (outputs.argmax(dim=1) == targets).sum()
+            seen += len(index)
+            state.step += 1
+            if scheduler is not None and scheduler_interval == "step":
+                scheduler.step()
+            for callback in callbacks:
+                callback.on_step_end(state)
+            if state.step % check_every == 0 and not torch.isfinite(torch.stack(records[-check_every:])[:, 0]).all():
+                break
+            if state.stop or (max_steps is not None and state.step >= max_steps):
+                break
+
+        values = torch.stack(records).cpu()
+        losses = values[:, 0]
+        nonfinite = (~torch.isfinite(losses)).nonzero()
+        if len(nonfinite):
+            first_bad = int(nonfinite[0])
+            values, lrs = values[: first_bad + 1], lrs[: first_bad + 1]
+            history.status = "diverged"
+            history.diverged_at = state.step - len(records) + first_bad
+        for column, name in enumerate(STEP_METRICS[:-1]):
+            history.steps[name].extend(values[:, column].tolist())
+        history.steps["lr"].extend(lrs)
+        if history.diverged:
+            break
+
+        train_time = time.perf_counter() - epoch_start
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
+            train_time = time.perf_counter() - epoch_start
+        test_loss, test_acc = evaluate(model, x_eval, y_eval, loss_fn)
+        for name, value in zip(
+            EPOCH_METRICS, (loss_sum.item() / seen, correct.item() / seen, test_loss, test_acc, train_time)
+        ):
+            history.epochs[name].append(value)
+        bar.update(1)
+        bar.set_postfix(loss=f"{test_loss:.4f}", acc=f"{test_acc:.2%}")
+        for callback in callbacks:
+            callback.on_epoch_end(state)
+        if scheduler is not None and scheduler_interval == "epoch":
+            scheduler.step()
+        if state.stop or (max_steps is not None and state.step >= max_steps):
+            break
+
+    bar.close()
+    history.total_time_s = time.perf_counter() - run_start
+    if history.status == "running":
+        history.status = "stopped" if state.stop else "completed"
+    for callback in callbacks:
+        callback.on_train_end(state)
+    return history

@@ -1,0 +1,48 @@
+"""How figures reach the reader: live in Jupyter or Colab, and kernel-free on the static website.
+
+The website's builder cannot show plotly's own output type, and plotly's usual HTML either inlines 4.6 MB of
+plotly.js per figure or loads it from a CDN (which fails offline). :func:`use_book_renderer` makes every figure
+carry both plotly's interactive output (used by JupyterLab, VS Code, Colab) and a small HTML snippet that draws
+the figure with the ``plotly.min.js`` the website serves from its own static files.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io.base_renderers import MimetypeRenderer
+
+BOOK_RENDERER = "dldna_html"
+FIGURE_CONFIG = {"responsive": True, "displaylogo": False}
+
+
+class _SiteHTMLRenderer(MimetypeRenderer):
+    """``text/html`` that expects ``window.Plotly`` to be loaded by the page (the website's static copy)."""
+
+    def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, str]:
+        html = pio.to_html(
+            go.Figure(fig_dict), include_plotlyjs=False, include_mathjax=False, full_html=False, config=FIGURE_CONFIG
+        )
+        return {"text/html": html}
+
+
+def use_book_renderer() -> str:
+    """Make plotly figures render live and on the static site; returns the renderer name now in use."""
+    if "google.colab" in sys.modules:
+        pio.renderers.default = "colab"
+    else:
+        pio.renderers[BOOK_RENDERER] = _SiteHTMLRenderer()
+        pio.renderers.default = f"plotly_mimetype+{BOOK_RENDERER}"
+    return pio.renderers.default
+
+
+def use_sharp_matplotlib() -> None:
+    """Inline matplotlib figures at twice the pixel density, so they stay sharp on high-DPI screens."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        shell.run_line_magic("config", "InlineBackend.figure_formats = ['retina']")

@@ -1,0 +1,92 @@
+"""The built website (_build/html, made by `make book`): every page exists, executed, offline-ready, and the
+numbers the issues promise are on the pages."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.test_notebooks import ROOT, TOC_FILES
+
+HTML = ROOT / "_build" / "html"
+pytestmark = [
+    pytest.mark.book,
+    pytest.mark.skipif(not (HTML / "index.html").is_file(), reason="the website is not built: run `make book` first"),
+]
+PAGES = [HTML / f"{entry}.html" for entry in TOC_FILES if entry != "intro"] + [HTML / "intro.html"]
+
+
+class _Collector(HTMLParser):
+    """Scripts, links and visible text of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[str] = []
+        self.links: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "script" and values.get("src"):
+            self.scripts.append(values["src"])
+        if tag in ("a", "link") and values.get("href"):
+            self.links.append(values["href"])
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(page: Path) -> _Collector:
+    collector = _Collector()
+    collector.feed(page.read_text(encoding="utf-8"))
+    return collector
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(HTML)))
+def test_page_built_executed_and_offline(page: Path) -> None:
+    assert page.is_file(), f"{page} was not built"
+    html = page.read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" not in html
+    assert "cell_output" in html or page.name == "intro.html", "the notebook was not executed"
+    remote = [src for src in parse(page).scripts if urlparse(src).scheme in ("http", "https")]
+    assert not remote, f"{page.name} loads scripts from the network: {remote}"
+    if "plotly-graph-div" in html:
+        assert any(src.endswith("plotly.min.js") for src in parse(page).scripts)
+
+
+def test_plotly_and_mathjax_are_served_by_the_site() -> None:
+    assert (HTML / "_static" / "plotly.min.js").stat().st_size > 1_000_000
+    assert (HTML / "_static" / "mathjax" / "tex-chtml-full.js").is_file()
+    assert any((HTML / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+
+
+def test_getting_started_reaches_88_percent() -> None:
+    text = " ".join(parse(HTML / "chapters" / "getting_started.html").text)
+    match = re.search(r"network classifies\s+([\d.]+)%\s+of the 10,000 test", text)
+    assert match, "the glued accuracy sentence is missing from the page"
+    assert float(match.group(1)) >= 88.0
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if "/exercises/" in str(p)], ids=lambda p: p.stem)
+def test_every_worked_solution_passes_its_check(page: Path) -> None:
+    notebook = ROOT / page.relative_to(HTML).with_suffix(".ipynb")
+    checks = len(re.findall(r"""check\(\s*\\?["']""", notebook.read_text()))
+    html = page.read_text(encoding="utf-8")
+    assert "✗ Not yet" not in html
+    assert html.count("✓ Correct") == checks > 0
+
+
+def test_launch_buttons_point_at_files_in_the_repository() -> None:
+    seen = 0
+    for page in PAGES:
+        for link in parse(page).links:
+            if "colab.research.google.com/github/" in link or "mybinder.org/v2/gh/" in link:
+                path = re.search(r"(?:blob/main/|filepath=|urlpath=tree/)([^&?#]+\.ipynb)", link)
+                assert path, f"cannot find the notebook path in {link}"
+                assert (ROOT / path.group(1).replace("%2F", "/")).is_file(), f"{link} points at a missing file"
+                seen += 1
+    assert seen >= sum(1 for p in PAGES if p.name != "intro.html")

@@ -1,0 +1,184 @@
+"""dldna.train.fit: what it records, reproducibility, divergence handling, callbacks and argument checks."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import dldna
+from dldna.data import Dataset
+from dldna.train import Callback, History, StopFlag, TrainState, evaluate, fit
+
+
+def blobs(n_train: int = 512, n_test: int = 256, seed: int = 0) -> Dataset:
+    """Four Gaussian blobs in 2-D: separable, tiny, and fast to train on."""
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[2.0, 2.0], [-2.0, 2.0], [-2.0, -2.0], [2.0, -2.0]])
+
+    def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = torch.arange(n) % 4
+        return centres[labels] + 0.7 * torch.randn(n, 2, generator=generator), labels
+
+    x_train, y_train = sample(n_train)
+    x_val, y_val = sample(64)
+    x_test, y_test = sample(n_test)
+    return Dataset("blobs", x_train, y_train, x_test, y_test, ("a", "b", "c", "d"), (0.0,), (1.0,), x_val, y_val)
+
+
+def small_model(seed: int = 0) -> nn.Module:
+    dldna.set_seed(seed)
+    return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 4))
+
+
+def test_fit_learns_and_records_every_step() -> None:
+    data, model = blobs(), small_model()
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), data, epochs=3, batch_size=50)
+    assert history.status == "completed" and history.diverged_at is None
+    assert history.steps_per_epoch == math.ceil(512 / 50) == 11
+    assert all(len(values) == 33 for values in history.steps.values())
+    assert all(len(values) == 3 for values in history.epochs.values())
+    assert history.final_test_acc > 0.9 and history.epochs["test_loss"][-1] < history.epochs["test_loss"][0]
+    assert history.steps["lr"] == [0.1] * 33
+    assert history.config["optimizer"] == "SGD" and history.config["batch_size"] == 50
+    assert history.config["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_step_metrics_match_a_hand_computation() -> None:
+    """First step of plain SGD: update = lr * gradient, so the recorded norms can be recomputed exactly."""
+    data, model = blobs(), small_model()
+    reference = small_model()
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.05), data, epochs=1, batch_size=600, seed=7)
+    order = torch.randperm(512, generator=torch.Generator().manual_seed(7))
+    loss = F.cross_entropy(reference(data.x_train[order]), data.y_train[order])
+    grads = torch.autograd.grad(loss, list(reference.parameters()))
+    grad_norm = torch.sqrt(sum((g**2).sum() for g in grads))
+    weights_after = [p - 0.05 * g for p, g in zip(reference.parameters(), grads)]
+    assert history.steps["loss"][0] == pytest.approx(loss.item(), rel=1e-6)
+    assert history.steps["grad_norm"][0] == pytest.approx(grad_norm.item(), rel=1e-5)
+    assert history.steps["update_norm"][0] == pytest.approx(0.05 * grad_norm.item(), rel=1e-4)
+    assert history.steps["weight_norm"][0] == pytest.approx(torch.sqrt(sum((w**2).sum() for w in weights_after)).item(), rel=1e-6)
+
+
+def test_train_metrics_are_epoch_averages_and_test_metrics_match_evaluate() -> None:
+    data, model = blobs(), small_model()
+    history = fit(model, torch.optim.Adam(model.parameters(), lr=0.01), data, epochs=1, batch_size=64)
+    assert history.epochs["train_loss"][0] == pytest.approx(sum(history.steps["loss"]) / 8, rel=1e-5)
+    assert (history.epochs["test_loss"][0], history.epochs["test_acc"][0]) == pytest.approx(
+        evaluate(model, data.x_test, data.y_test)
+    )
+
+
+def test_same_seed_same_run_different_seed_different_order() -> None:
+    runs = []
+    for seed in (1, 1, 2):
+        model = small_model()
+        runs.append(fit(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), blobs(), epochs=2, batch_size=32, seed=seed))
+    assert runs[0].steps["loss"] == runs[1].steps["loss"] and runs[0].epochs["test_acc"] == runs[1].epochs["test_acc"]
+    assert runs[0].steps["loss"] != runs[2].steps["loss"]
+
+
+def test_divergence_stops_the_run_and_says_where() -> None:
+    dldna.set_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=1e3, momentum=0.9), blobs(), epochs=5, batch_size=16)
+    assert history.status == "diverged" and history.diverged
+    assert history.diverged_at == history.num_steps - 1
+    assert not math.isfinite(history.steps["loss"][-1])
+    assert all(math.isfinite(value) for value in history.steps["loss"][:-1])
+    assert history.num_steps < 5 * 32
+    assert "diverged at step" in history.summary()
+    json.loads(history.to_json())
+
+
+def test_scheduler_steps_every_optimizer_step_or_every_epoch() -> None:
+    data = blobs()
+    model = small_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
+    history = fit(model, optimizer, data, epochs=1, batch_size=128, scheduler=scheduler)
+    assert history.steps["lr"] == [1.0, 0.5, 0.25, 0.125]
+    model = small_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)
+    history = fit(model, optimizer, data, epochs=2, batch_size=256, scheduler=scheduler, scheduler_interval="epoch")
+    assert history.steps["lr"] == pytest.approx([1.0, 1.0, 0.1, 0.1])
+
+
+def test_gradient_clipping_bounds_the_update() -> None:
+    data, model = blobs(), small_model()
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=1.0), data, epochs=1, batch_size=32, max_grad_norm=0.01)
+    assert max(history.steps["update_norm"]) <= 0.01 * (1 + 1e-5)
+    assert max(history.steps["grad_norm"]) > 0.01
+
+
+class _Recorder(Callback):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.events.append("begin")
+
+    def after_backward(self, state: TrainState) -> None:
+        assert all(p.grad is not None for p in state.model.parameters())
+        state.record("first_grad", state.model[0].weight.grad.norm().item())
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.events.append(f"epoch{state.epoch}")
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.events.append("end")
+
+
+def test_callbacks_see_gradients_and_can_record() -> None:
+    recorder = _Recorder()
+    model = small_model()
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs(), epochs=2, batch_size=128, callbacks=[recorder])
+    assert recorder.events == ["begin", "epoch0", "epoch1", "end"]
+    assert len(history.extras["first_grad"]) == history.num_steps == 8
+
+
+def test_stop_flag_and_max_steps_end_the_run_early() -> None:
+    class StopAtThree(StopFlag):
+        def on_step_end(self, state: TrainState) -> None:
+            if state.step == 3:
+                self.set()
+            super().on_step_end(state)
+
+    model = small_model()
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs(), epochs=4, batch_size=16, callbacks=[StopAtThree()])
+    assert history.status == "stopped" and history.num_steps == 3
+    model = small_model()
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs(), epochs=4, batch_size=16, max_steps=40)
+    assert history.status == "completed" and history.num_steps == 40 and len(history.epochs["test_acc"]) == 2
+
+
+def test_evaluation_split_and_mode_restored() -> None:
+    data, model = blobs(), nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4))
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), data, epochs=1, batch_size=64, eval_split="val")
+    assert history.epochs["test_loss"][0] == pytest.approx(evaluate(model, data.x_val, data.y_val)[0])
+    model.train()
+    evaluate(model, data.x_test, data.y_test)
+    assert model.training
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"scheduler_interval": "batch"}, "scheduler_interval"),
+     ({"max_grad_norm": -1.0}, "max_grad_norm"), ({"eval_split": "dev"}, "split")],
+)
+def test_bad_arguments_raise_value_error_naming_them(kwargs: dict, name: str) -> None:
+    model = small_model()
+    with pytest.raises(ValueError, match=name):
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs(), **kwargs)
+
+
+def test_history_round_trips_through_dict_and_json() -> None:
+    model = small_model()
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs(), epochs=1, batch_size=128)
+    again = History.from_dict(json.loads(history.to_json()))
+    assert again.steps == history.steps and again.epochs == history.epochs and again.status == "completed"
