@@ -182,3 +182,22 @@ def test_history_round_trips_through_dict_and_json() -> None:
     history = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs(), epochs=1, batch_size=128)
     again = History.from_dict(json.loads(history.to_json()))
     assert again.steps == history.steps and again.epochs == history.epochs and again.status == "completed"
+
+
+def test_bf16_autocast_trains_to_the_same_accuracy() -> None:
+    runs = {}
+    for amp in (False, True):
+        model = small_model()
+        runs[amp] = fit(model, torch.optim.Adam(model.parameters(), lr=0.01), blobs(), epochs=3, batch_size=64, amp=amp)
+    assert runs[True].config["amp"] is True
+    assert runs[True].final_test_acc == pytest.approx(runs[False].final_test_acc, abs=0.03)
+    assert runs[True].steps["loss"] != runs[False].steps["loss"]
+
+
+@pytest.mark.slow
+def test_compiled_model_follows_the_eager_loss_curve() -> None:
+    runs = {}
+    for compiled in (False, True):
+        model = small_model()
+        runs[compiled] = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs(), epochs=2, batch_size=64, compile=compiled)
+    assert runs[True].steps["loss"] == pytest.approx(runs[False].steps["loss"], rel=1e-4, abs=1e-6)

@@ -25,9 +25,19 @@ GPU_CHECK_EVERY = 25
 PROGRESS_MIN_STEPS = 500
 
 
+def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    """bfloat16 autocast on ``device`` when ``enabled`` (matrix products in bf16, reductions and losses in fp32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy, batch_size: int = 2048
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn = F.cross_entropy,
+    batch_size: int = 2048,
+    amp: bool = False,
 ) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode; the model's train/eval mode is restored."""
     was_training = model.training
@@ -35,7 +45,8 @@ def evaluate(
     total_loss = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for start in range(0, len(y), batch_size):
-        out = model(x[start : start + batch_size])
+        with _autocast(x.device, amp):
+            out = model(x[start : start + batch_size])
         target = y[start : start + batch_size]
         total_loss += loss_fn(out, target).float() * len(target)
         correct += (out.argmax(dim=1) == target).sum()
@@ -86,6 +97,8 @@ def fit(
     max_steps: int | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool | None = None,
+    amp: bool = False,
+    compile: bool = False,
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``data`` and return its :class:`History`.
 
@@ -96,6 +109,8 @@ def fit(
     batch order (initialise the model under :func:`dldna.set_seed` for a fully repeatable run).
     ``scheduler`` steps after every optimizer step (``scheduler_interval="step"``) or every epoch
     (``"epoch"``); ``max_grad_norm`` clips the global gradient norm; ``max_steps`` ends the run early.
+    ``amp=True`` runs forward passes under bfloat16 autocast; ``compile=True`` trains a ``torch.compile``-d
+    version of the model (same parameters; the first steps pay for compilation).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -112,9 +127,12 @@ def fit(
     x_train, y_train = data.split("train")
     x_eval, y_eval = data.split(eval_split)
     params = [p for p in model.parameters() if p.requires_grad]
+    forward = torch.compile(model) if compile else model
     steps_per_epoch = -(-len(y_train) // batch_size)
     history = History(
-        config=_describe_run(model, optimizer, batch_size=batch_size, epochs=epochs, seed=seed, train_samples=len(y_train)),
+        config=_describe_run(
+            model, optimizer, batch_size=batch_size, epochs=epochs, seed=seed, train_samples=len(y_train), amp=amp, compile=compile
+        ),
         device=str(target),
         steps_per_epoch=steps_per_epoch,
     )
@@ -140,8 +158,9 @@ def fit(
             index = order[start : start + batch_size]
             inputs, targets = x_train[index], y_train[index]
             optimizer.zero_grad(set_to_none=True)
-            outputs = model(inputs)
-            loss = loss_fn(outputs, targets)
+            with _autocast(target, amp):
+                outputs = forward(inputs)
+                loss = loss_fn(outputs, targets)
             loss.backward()
             state.inputs, state.targets, state.loss = inputs, targets, loss
             for callback in callbacks:
@@ -188,7 +207,7 @@ def fit(
         if target.type == "cuda":
             torch.cuda.synchronize(target)
             train_time = time.perf_counter() - epoch_start
-        test_loss, test_acc = evaluate(model, x_eval, y_eval, loss_fn)
+        test_loss, test_acc = evaluate(forward, x_eval, y_eval, loss_fn, amp=amp)
         for name, value in zip(
             EPOCH_METRICS, (loss_sum.item() / seen, correct.item() / seen, test_loss, test_acc, train_time)
         ):
