@@ -1,0 +1,63 @@
+"""How a training run unfolds, measured: metrics recorded during :func:`dldna.train.fit`, learning-rate schedules
+and the range test, gradient clipping, the gradient noise scale, and the debugging checklist as runnable checks.
+
+- :mod:`~dldna.dynamics.metrics`: callbacks (:class:`LayerStats`, :class:`EffectiveLR`, :class:`LossImprovement`,
+  :class:`StopAtTarget`, :class:`Sharpness`) and :func:`series` to read their records.
+- :mod:`~dldna.dynamics.noise`: :class:`GradientNoiseScale`, :func:`estimate_noise_scale`, :func:`two_batch_noise_scale`.
+- :mod:`~dldna.dynamics.schedules`: :func:`make_scheduler` (:data:`SCHEDULES`), :func:`lr_curve`, :func:`lr_range_test`.
+- :mod:`~dldna.dynamics.clipping`: :class:`GradientClipping`.
+- :mod:`~dldna.dynamics.checks` and :mod:`~dldna.dynamics.bugs`: the checklist, and broken models that fail it.
+"""
+
+from dldna.dynamics.checks import (
+    CheckResult,
+    check_gradient_flow,
+    check_gradients,
+    check_initial_loss,
+    check_overfit,
+    check_random_labels,
+)
+from dldna.dynamics.clipping import GradientClipping
+from dldna.dynamics.metrics import (
+    EffectiveLR,
+    LayerStats,
+    LossImprovement,
+    Sharpness,
+    StopAtTarget,
+    effective_lr,
+    layer_parameters,
+    series,
+    top_hessian_eigenvalue,
+)
+from dldna.dynamics.noise import GradientNoiseScale, NoiseScale, estimate_noise_scale, noise_from_batch_gradients, two_batch_noise_scale
+from dldna.dynamics.schedules import SCHEDULES, RangeTestResult, lr_curve, lr_range_test, make_scheduler, warmup_then
+
+__all__ = [
+    "SCHEDULES",
+    "CheckResult",
+    "EffectiveLR",
+    "GradientClipping",
+    "GradientNoiseScale",
+    "LayerStats",
+    "LossImprovement",
+    "NoiseScale",
+    "RangeTestResult",
+    "Sharpness",
+    "StopAtTarget",
+    "check_gradient_flow",
+    "check_gradients",
+    "check_initial_loss",
+    "check_overfit",
+    "check_random_labels",
+    "effective_lr",
+    "estimate_noise_scale",
+    "layer_parameters",
+    "lr_curve",
+    "lr_range_test",
+    "make_scheduler",
+    "noise_from_batch_gradients",
+    "series",
+    "top_hessian_eigenvalue",
+    "two_batch_noise_scale",
+    "warmup_then",
+]

@@ -1,0 +1,167 @@
+"""The gradient noise scale of McCandlish et al. (2018), "An Empirical Model of Large-Batch Training".
+
+A minibatch gradient ``G_B`` of ``B`` independent samples has mean ``G`` (the full gradient) and covariance
+``Sigma / B``, where ``Sigma`` is the covariance of per-sample gradients. Hence ``E|G_B|^2 = |G|^2 + tr(Sigma)/B``:
+the noise term matches the signal at ``B_simple = tr(Sigma) / |G|^2``, the *simple noise scale*. Below it,
+doubling the batch almost halves the gradient noise (nearly perfect scaling of steps with batch size); far above
+it, a bigger batch barely improves the step (diminishing returns). McCandlish et al. show the critical batch
+size, where the trade-off between steps and samples turns, is close to ``B_simple`` when the Hessian is
+well-conditioned (``B_noise``, the Hessian-weighted version, is the sharper predictor; it needs the Hessian).
+
+Two unbiased estimators are given; both need only gradients:
+
+- :func:`two_batch_noise_scale`: the paper's Appendix A estimator from squared gradient norms measured at two
+  batch sizes, ``B_small`` and ``B_big`` (in data-parallel training, per-device and all-reduced gradients).
+- :func:`estimate_noise_scale` and the :class:`GradientNoiseScale` callback: from ``m`` gradients of independent
+  batches of size ``b`` (the spread of the per-batch gradients around their mean). Their sample variance
+  estimates ``tr(Sigma) / b``, and their mean is a gradient over ``m * b`` samples, whose squared norm minus the
+  noise it still carries estimates ``|G|^2``. This is the same idea with ``m`` small batches instead of two
+  sizes, and it gives a less noisy ``tr(Sigma)`` from the same samples.
+
+Both ``tr(Sigma)`` and ``|G|^2`` estimates are noisy, and ``|G|^2`` can even come out negative; the paper
+averages each over many steps before taking the ratio, which the callback does with an exponential average.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dldna.train import Callback, TrainState
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class NoiseScale:
+    """``trace`` estimates ``tr(Sigma)`` (per-sample gradient variance summed over parameters), ``grad_sq`` the
+    squared norm of the full gradient, ``b_simple`` their ratio (``nan`` when ``grad_sq <= 0``)."""
+
+    trace: float
+    grad_sq: float
+    batch_size: int
+    num_batches: int
+
+    @property
+    def b_simple(self) -> float:
+        return self.trace / self.grad_sq if self.grad_sq > 0 else float("nan")
+
+
+def two_batch_noise_scale(small_sq: float, big_sq: float, b_small: int, b_big: int) -> tuple[float, float, float]:
+    """``(tr(Sigma), |G|^2, B_simple)`` from ``|G_small|^2`` and ``|G_big|^2``, squared norms of gradients over
+    ``b_small`` and ``b_big`` samples (McCandlish et al., 2018, Appendix A.1). Average many measurements of each
+    squared norm before calling it: a single pair is very noisy."""
+    if not 0 < b_small < b_big:
+        raise ValueError(f"need 0 < b_small < b_big, got b_small={b_small}, b_big={b_big}")
+    grad_sq = (b_big * big_sq - b_small * small_sq) / (b_big - b_small)
+    trace = (small_sq - big_sq) / (1 / b_small - 1 / b_big)
+    return trace, grad_sq, trace / grad_sq if grad_sq > 0 else float("nan")
+
+
+def noise_from_batch_gradients(gradients: torch.Tensor, batch_size: int) -> NoiseScale:
+    """The estimator from ``m`` flattened gradients (rows of ``gradients``), each the mean over ``batch_size``
+    independent samples: ``tr(Sigma) = b * sum_i |g_i - g_mean|^2 / (m - 1)`` and
+    ``|G|^2 = |g_mean|^2 - tr(Sigma) / (m * b)``."""
+    m = gradients.shape[0]
+    if m < 2:
+        raise ValueError(f"need at least two batch gradients, got {m}")
+    g = gradients.double()
+    mean = g.mean(dim=0)
+    trace = batch_size * (g - mean).pow(2).sum().item() / (m - 1)
+    grad_sq = mean.pow(2).sum().item() - trace / (m * batch_size)
+    return NoiseScale(trace, grad_sq, batch_size, m)
+
+
+def _flat_gradient(model: nn.Module, params: list[nn.Parameter], x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
+    grads = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)])
+
+
+def _batch_gradients(model: nn.Module, chunks: list[tuple[torch.Tensor, torch.Tensor]], loss_fn: LossFn) -> torch.Tensor:
+    """Flattened gradients of each ``(x, y)`` chunk, computed without touching ``.grad``, the model's buffers
+    (batch-norm running statistics), its train/eval mode or the global random state."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    device = chunks[0][0].device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        rows = [_flat_gradient(model, params, x, y, loss_fn) for x, y in chunks]
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])
+    return torch.stack(rows)
+
+
+def estimate_noise_scale(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int,
+    num_batches: int = 16,
+    loss_fn: LossFn = F.cross_entropy,
+    seed: int = 0,
+) -> NoiseScale:
+    """``B_simple`` of ``model`` at its current weights, from ``num_batches`` disjoint random batches of
+    ``batch_size`` samples of ``(x, y)`` (see :func:`noise_from_batch_gradients`). The model is left as it was.
+
+    Gradients are taken in training mode, as in training. More batches give a less noisy estimate; the batch size
+    only sets how the samples are grouped, not what is estimated.
+    """
+    if batch_size * num_batches > len(y):
+        raise ValueError(f"batch_size * num_batches = {batch_size * num_batches} exceeds the {len(y)} samples given")
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    order = torch.randperm(len(y), generator=generator)[: batch_size * num_batches].to(y.device)
+    chunks = [(x[index], y[index]) for index in order.split(batch_size)]
+    was_training = model.training
+    model.train()
+    try:
+        return noise_from_batch_gradients(_batch_gradients(model, chunks, loss_fn), batch_size)
+    finally:
+        model.train(was_training)
+
+
+class GradientNoiseScale(Callback):
+    """Estimates ``B_simple`` during :func:`~dldna.train.fit` every ``every`` steps from the current batch.
+
+    The batch is cut into ``chunks`` equal parts (a remainder is dropped) and each part's gradient is computed by
+    an extra backward pass, so a measurement costs about one more forward and backward pass of the batch. Each
+    record under ``"noise_scale"`` holds that batch's ``trace`` and ``grad_sq`` estimates and ``b_simple``, the
+    ratio of their exponential moving averages (weight ``1 - smoothing`` on the newest estimate, bias-corrected),
+    which is the number to read.
+    """
+
+    def __init__(self, every: int = 20, chunks: int = 4, smoothing: float = 0.9, loss_fn: LossFn = F.cross_entropy) -> None:
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        if chunks < 2:
+            raise ValueError(f"chunks must be >= 2, got {chunks}")
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        self.every, self.chunks, self.smoothing, self.loss_fn = every, chunks, smoothing, loss_fn
+        self._averages = [0.0, 0.0]
+        self._count = 0
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self._averages, self._count = [0.0, 0.0], 0
+
+    def after_backward(self, state: TrainState) -> None:
+        if state.step % self.every or state.inputs is None:
+            return
+        size = len(state.targets) // self.chunks
+        if size < 1:
+            raise ValueError(f"a batch of {len(state.targets)} samples cannot be cut into {self.chunks} chunks")
+        chunks = [(state.inputs[i * size : (i + 1) * size], state.targets[i * size : (i + 1) * size]) for i in range(self.chunks)]
+        estimate = noise_from_batch_gradients(_batch_gradients(state.model, chunks, self.loss_fn), size)
+        self._count += 1
+        for i, value in enumerate((estimate.trace, estimate.grad_sq)):
+            self._averages[i] = self.smoothing * self._averages[i] + (1 - self.smoothing) * value
+        correction = 1 - self.smoothing**self._count
+        trace, grad_sq = (value / correction for value in self._averages)
+        state.record(
+            "noise_scale",
+            {"step": state.step, "trace": estimate.trace, "grad_sq": estimate.grad_sq, "b_simple": trace / grad_sq if grad_sq > 0 else float("nan")},
+        )
