@@ -1,0 +1,36 @@
+"""The loop every elementwise optimizer shares: for each parameter with a gradient, apply the update rule.
+
+A subclass writes only :meth:`ElementwiseOptimizer.update`, the chapter's equations for one tensor, and gets
+param groups, closures, ``state_dict``/``load_state_dict`` and learning-rate schedulers from
+``torch.optim.Optimizer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+
+class ElementwiseOptimizer(torch.optim.Optimizer):
+    """Base class: ``step`` calls :meth:`update` once per parameter that has a gradient."""
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        """Change ``param`` in place from its ``grad``, its per-parameter ``state`` and its group's settings."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """One optimizer step; ``closure`` (if given) re-evaluates the loss with gradients enabled."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if param.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                self.update(param, param.grad, self.state[param], group)
+        return loss

@@ -1,0 +1,75 @@
+"""Adam (Kingma & Ba, 2015): momentum on the gradient, a per-coordinate step size from the squared gradient,
+and bias correction of both running averages. At step ``t``, with L2 weight decay ``λ``::
+
+    g ← g + λ w
+    m ← β₁ m + (1 - β₁) g
+    v ← β₂ v + (1 - β₂) g²
+    m̂ ← m / (1 - β₁ᵗ)        v̂ ← v / (1 - β₂ᵗ)      (v̂ uses max(v) over time with AMSGrad)
+    w ← w - lr m̂ / (√v̂ + ε)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._checks import check_betas, check_lr, check_non_negative
+
+
+def adam_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    state: dict[str, Any],
+    *,
+    lr: float | torch.Tensor,
+    beta1: float | torch.Tensor = 0.9,
+    beta2: float | torch.Tensor = 0.999,
+    eps: float | torch.Tensor = 1e-8,
+    weight_decay: float | torch.Tensor = 0.0,
+    amsgrad: bool = False,
+) -> None:
+    """One Adam step on ``param`` in place; hyperparameters are floats or tensors broadcasting against ``param``."""
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = torch.zeros_like(param)
+        state["exp_avg_sq"] = torch.zeros_like(param)
+        if amsgrad:
+            state["max_exp_avg_sq"] = torch.zeros_like(param)
+    state["step"] += 1
+    t = state["step"]
+    grad = grad + weight_decay * param
+    m = state["exp_avg"].mul_(beta1).add_((1 - beta1) * grad)
+    v = state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * grad * grad)
+    if amsgrad:
+        v = torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+    m_hat = m / (1 - beta1**t)
+    v_hat = v / (1 - beta2**t)
+    param.sub_(lr * m_hat / (v_hat.sqrt() + eps))
+
+
+class Adam(ElementwiseOptimizer):
+    """Drop-in replacement for ``torch.optim.Adam`` (same arguments and defaults, same numbers)."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
+        check_lr(lr)
+        check_betas(betas)
+        check_non_negative("eps", eps)
+        check_non_negative("weight_decay", weight_decay)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        adam_update(
+            param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
+        )
