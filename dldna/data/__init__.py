@@ -1,11 +1,14 @@
 """Datasets as tensors already on the training device, read and verified without torchvision.
 
-``load_fashion_mnist()`` returns a :class:`Dataset`; files come from ``$DLDNA_DATA``, the user cache,
-Debian's ``dataset-fashion-mnist`` package, or a verified download, in that order.
+``load_fashion_mnist()`` and ``load_cifar()`` return a :class:`Dataset`; files come from ``$DLDNA_DATA``, the
+user cache, Debian's ``dataset-fashion-mnist`` package (FashionMNIST), or a verified download, in that order.
+``random_crop_flip`` augments a batch on the device.
 """
 
+from dldna.data.augment import random_crop_flip
+from dldna.data.cifar import load_cifar
 from dldna.data.dataset import Dataset
 from dldna.data.fashion_mnist import load_fashion_mnist
 from dldna.data.files import DataError
 
-__all__ = ["DataError", "Dataset", "load_fashion_mnist"]
+__all__ = ["DataError", "Dataset", "load_cifar", "load_fashion_mnist", "random_crop_flip"]

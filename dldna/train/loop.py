@@ -99,6 +99,7 @@ def fit(
     progress: bool | None = None,
     amp: bool = False,
     compile: bool = False,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``data`` and return its :class:`History`.
 
@@ -110,7 +111,8 @@ def fit(
     ``scheduler`` steps after every optimizer step (``scheduler_interval="step"``) or every epoch
     (``"epoch"``); ``max_grad_norm`` clips the global gradient norm; ``max_steps`` ends the run early.
     ``amp=True`` runs forward passes under bfloat16 autocast; ``compile=True`` trains a ``torch.compile``-d
-    version of the model (same parameters; the first steps pay for compilation).
+    version of the model (same parameters; the first steps pay for compilation). ``augment`` maps each training
+    batch of inputs to an augmented one on the device (e.g. :func:`dldna.data.random_crop_flip`).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -157,6 +159,8 @@ def fit(
         for start in range(0, len(y_train), batch_size):
             index = order[start : start + batch_size]
             inputs, targets = x_train[index], y_train[index]
+            if augment is not None:
+                inputs = augment(inputs)
             optimizer.zero_grad(set_to_none=True)
             with _autocast(target, amp):
                 outputs = forward(inputs)

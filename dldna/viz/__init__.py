@@ -1,7 +1,7 @@
 """Figures for the book: functions that take results (Histories, arrays) and return matplotlib or plotly
 figures. Nothing here trains; topic-specific plots live beside their analysis code (e.g. ``dldna.landscape``)."""
 
-from dldna.viz.render import use_book_renderer, use_sharp_matplotlib
+from dldna.viz.render import display_live, use_book_renderer, use_sharp_matplotlib
 from dldna.viz.training import plot_runs, plotly_runs, show_images, smooth
 
-__all__ = ["plot_runs", "plotly_runs", "show_images", "smooth", "use_book_renderer", "use_sharp_matplotlib"]
+__all__ = ["display_live", "plot_runs", "plotly_runs", "show_images", "smooth", "use_book_renderer", "use_sharp_matplotlib"]

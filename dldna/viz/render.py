@@ -46,3 +46,24 @@ def use_sharp_matplotlib() -> None:
     shell = get_ipython()
     if shell is not None:
         shell.run_line_magic("config", "InlineBackend.figure_formats = ['retina']")
+
+
+STATIC_WIDGET_NOTE = (
+    '<div class="admonition note dldna-live-note"><p class="admonition-title">Live controls</p>'
+    "<p>{what} These controls retrain a model each time you move them, so they need a running Python kernel. "
+    "Open this chapter in Colab (the rocket icon at the top of the page) or run it locally with "
+    "<code>make lab</code>; the figure with a slider on this page shows precomputed runs of the same settings.</p></div>"
+)
+
+
+def display_live(widget: Any, what: str) -> None:
+    """Show an ipywidgets ``widget`` where a kernel runs it, and a short note on the static website instead.
+
+    The output carries both the widget view and an HTML note: Jupyter and Colab draw the widget, while the
+    website (which cannot run Python) drops the widget view and shows the note, never an error box.
+    """
+    from IPython.display import display
+
+    bundle = dict(widget._repr_mimebundle_())
+    bundle["text/html"] = STATIC_WIDGET_NOTE.format(what=what)
+    display(bundle, raw=True)
