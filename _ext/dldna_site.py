@@ -1,7 +1,11 @@
-"""Sphinx extension for the dldna website: serve plotly.js from the site itself, never from a CDN.
+"""Sphinx extension for the dldna website: a site that works offline and loads without console errors.
 
-The plotly.min.js copied is the one shipped inside the installed plotly package, so the library the page loads
-always matches the one that wrote the figures. It is added to every page before any figure's script runs.
+- plotly.js is served from the site itself, never from a CDN. The copy is the one shipped inside the installed
+  plotly package, so the library the page loads always matches the one that wrote the figures; it is added to
+  every page before any figure's script runs.
+- The book runs no code in the page (chapters open in Colab or Binder instead), so the in-page execution
+  scripts of sphinx-thebe are left out: they point at a CDN and are added twice, which the browser reports as
+  an error.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import plotly
 from sphinx.application import Sphinx
@@ -23,6 +28,15 @@ def _add_plotly(app: Sphinx) -> None:
     app.add_js_file("plotly.min.js", priority=100)
 
 
+def _is_thebe_script(script: Any) -> bool:
+    return "thebe" in str(getattr(script, "filename", "") or "") or "THEBE_JS_URL" in getattr(script, "attributes", {}).get("body", "")
+
+
+def _drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
+    context["script_files"] = [script for script in context.get("script_files", []) if not _is_thebe_script(script)]
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     app.connect("builder-inited", _add_plotly)
+    app.connect("html-page-context", _drop_thebe)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
