@@ -34,3 +34,14 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
                 self.update(param, param.grad, self.state[param], group)
         return loss
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict, ours or ``torch.optim``'s where the state keys match.
+
+        torch keeps the step count as a 0-d tensor (float32 unless the default dtype is float64); it is turned
+        back into an exact ``int`` so bias corrections such as ``1 - β₂ᵗ`` keep full precision.
+        """
+        super().load_state_dict(state_dict)
+        for state in self.state.values():
+            if isinstance(state.get("step"), torch.Tensor):
+                state["step"] = int(state["step"].item())

@@ -1,0 +1,88 @@
+"""AdaBelief (Zhuang et al., 2020): Adam whose denominator tracks how far the gradient strays from its own
+running mean (the "belief"), not its raw size. With the official implementation's placement of ``ε``::
+
+    g ← g + λ w                                    (or w ← w (1 - lr λ) when decoupled, the default)
+    m ← β₁ m + (1 - β₁) g
+    s ← β₂ s + (1 - β₂) (g - m)² + ε               the belief term (g - m)² replaces Adam's g²
+    m̂ ← m / (1 - β₁ᵗ)        ŝ ← s / (1 - β₂ᵗ)
+    w ← w - lr m̂ / (√ŝ + ε)
+
+A gradient that agrees with the momentum gives a small ``s`` and a large step; a surprising one, a small
+step. :func:`belief_term` is the one line that differs from Adam: replace it by ``g²`` (and set ``ε = 0``)
+and the update is Adam's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._checks import check_betas, check_lr, check_non_negative
+
+
+def belief_term(grad: torch.Tensor, exp_avg: torch.Tensor) -> torch.Tensor:
+    """``(g - m)²``: the squared surprise of the gradient relative to the momentum."""
+    residual = grad - exp_avg
+    return residual * residual
+
+
+def adabelief_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    state: dict[str, Any],
+    *,
+    lr: float | torch.Tensor,
+    beta1: float | torch.Tensor = 0.9,
+    beta2: float | torch.Tensor = 0.999,
+    eps: float | torch.Tensor = 1e-16,
+    weight_decay: float | torch.Tensor = 0.0,
+    decoupled_weight_decay: bool = True,
+) -> None:
+    """One AdaBelief step on ``param`` in place; hyperparameters are floats or tensors broadcasting against it."""
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = torch.zeros_like(param)
+        state["exp_avg_var"] = torch.zeros_like(param)
+    state["step"] += 1
+    t = state["step"]
+    if decoupled_weight_decay:
+        param.mul_(1 - lr * weight_decay)
+    else:
+        grad = grad + weight_decay * param
+    m = state["exp_avg"].mul_(beta1).add_((1 - beta1) * grad)
+    s = state["exp_avg_var"].mul_(beta2).add_((1 - beta2) * belief_term(grad, m)).add_(eps)
+    m_hat = m / (1 - beta1**t)
+    s_hat = s / (1 - beta2**t)
+    param.sub_(lr * m_hat / (s_hat.sqrt() + eps))
+
+
+class AdaBelief(ElementwiseOptimizer):
+    """AdaBelief with the defaults of the authors' ``adabelief-pytorch`` (``eps=1e-16``, decoupled decay),
+    without its optional rectification."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-16,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = True,
+    ) -> None:
+        check_lr(lr)
+        check_betas(betas)
+        check_non_negative("eps", eps)
+        check_non_negative("weight_decay", weight_decay)
+        defaults = dict(
+            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay
+        )
+        super().__init__(params, defaults)
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        adabelief_update(
+            param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
+        )

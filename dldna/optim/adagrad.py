@@ -1,0 +1,70 @@
+"""Adagrad (Duchi, Hazan & Singer, 2011): each coordinate's step shrinks with the sum of its squared gradients,
+so rarely-updated coordinates keep large steps. At step ``t``, as in ``torch.optim.Adagrad``::
+
+    g ← g + λ w
+    η_t ← lr / (1 + (t - 1) · lr_decay)
+    G ← G + g²                     (G starts at initial_accumulator_value)
+    w ← w - η_t g / (√G + ε)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._checks import check_lr, check_non_negative
+
+
+def adagrad_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    state: dict[str, Any],
+    *,
+    lr: float | torch.Tensor,
+    lr_decay: float | torch.Tensor = 0.0,
+    weight_decay: float | torch.Tensor = 0.0,
+    initial_accumulator_value: float | torch.Tensor = 0.0,
+    eps: float | torch.Tensor = 1e-10,
+) -> None:
+    """One Adagrad step on ``param`` in place; hyperparameters are floats or tensors broadcasting against it."""
+    if not state:
+        state["step"] = 0
+        state["sum"] = torch.zeros_like(param).add_(initial_accumulator_value)
+    state["step"] += 1
+    t = state["step"]
+    grad = grad + weight_decay * param
+    step_lr = lr / (1 + (t - 1) * lr_decay)
+    total = state["sum"].addcmul_(grad, grad)
+    param.sub_(step_lr * grad / (total.sqrt() + eps))
+
+
+class Adagrad(ElementwiseOptimizer):
+    """Drop-in replacement for ``torch.optim.Adagrad`` (same arguments and defaults, same numbers)."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
+        check_lr(lr)
+        check_non_negative("lr_decay", lr_decay)
+        check_non_negative("weight_decay", weight_decay)
+        check_non_negative("initial_accumulator_value", initial_accumulator_value)
+        check_non_negative("eps", eps)
+        defaults = dict(
+            lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value, eps=eps,
+        )
+        super().__init__(params, defaults)
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        adagrad_update(
+            param, grad, state, lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
+            initial_accumulator_value=group["initial_accumulator_value"], eps=group["eps"],
+        )

@@ -1,0 +1,58 @@
+"""LAMB (You et al., 2020): Adam's direction plus decoupled decay, rescaled per tensor so that the step's norm
+is ``lr`` times the weight's norm (the trust ratio), which keeps very large batches stable::
+
+    m ← β₁ m + (1 - β₁) g ;   m̂ ← m / (1 - β₁ᵗ)
+    v ← β₂ v + (1 - β₂) g² ;  v̂ ← v / (1 - β₂ᵗ)
+    u ← m̂ / (√v̂ + ε) + λ w
+    r ← ‖w‖ / ‖u‖                   per tensor (r ← 1 if either norm is 0)
+    w ← w - lr · r · u
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._checks import check_betas, check_lr, check_non_negative
+
+
+def lamb_trust_ratio(param: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+    """``‖w‖ / ‖u‖`` for one tensor, or 1 where either norm is zero."""
+    weight_norm, update_norm = param.norm(), update.norm()
+    ratio = weight_norm / update_norm
+    return torch.where((weight_norm > 0) & (update_norm > 0), ratio, torch.ones_like(ratio))
+
+
+class LAMB(ElementwiseOptimizer):
+    """Layer-wise adaptive moments for large batches (torch has no LAMB)."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+    ) -> None:
+        check_lr(lr)
+        check_betas(betas)
+        check_non_negative("eps", eps)
+        check_non_negative("weight_decay", weight_decay)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(param)
+            state["exp_avg_sq"] = torch.zeros_like(param)
+        state["step"] += 1
+        t = state["step"]
+        m = state["exp_avg"].mul_(beta1).add_((1 - beta1) * grad)
+        v = state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * grad * grad)
+        m_hat = m / (1 - beta1**t)
+        v_hat = v / (1 - beta2**t)
+        update = m_hat / (v_hat.sqrt() + group["eps"]) + group["weight_decay"] * param
+        param.sub_(group["lr"] * lamb_trust_ratio(param, update) * update)
