@@ -90,3 +90,26 @@ def test_launch_buttons_point_at_files_in_the_repository() -> None:
                 assert (ROOT / path.group(1).replace("%2F", "/")).is_file(), f"{link} points at a missing file"
                 seen += 1
     assert seen >= sum(1 for p in PAGES if p.name != "intro.html")
+
+
+def _sidebar_links(page: Path) -> list[str]:
+    """Targets of the links in the page's left navigation, in order."""
+    html = page.read_text(encoding="utf-8")
+    nav = html[html.index("bd-docs-nav") : html.index("</nav>", html.index("bd-docs-nav"))]
+    return [link.split("#")[0] for link in re.findall(r'<a class="reference internal" href="([^"]+)"', nav)]
+
+
+def test_sidebar_lists_every_page_in_reading_order() -> None:
+    listed = [link.removesuffix(".html") for link in _sidebar_links(HTML / "intro.html")]
+    expected = [entry for entry in TOC_FILES if entry != "intro"]
+    assert [entry for entry in listed if entry in expected] == expected
+
+
+LIVE_NOTEBOOKS = [path for path in (ROOT / "chapters").rglob("*.ipynb") if "display_live(" in path.read_text()]
+
+
+@pytest.mark.parametrize("notebook", LIVE_NOTEBOOKS, ids=lambda p: p.stem)
+def test_live_widgets_leave_a_note_on_the_website(notebook: Path) -> None:
+    html = (HTML / notebook.relative_to(ROOT).with_suffix(".html")).read_text(encoding="utf-8")
+    assert "dldna-live-note" in html, "a live widget must show the note pointing to Colab on the static site"
+    assert "widget-view+json" not in html
