@@ -1,23 +1,39 @@
 """The loop every elementwise optimizer shares: for each parameter with a gradient, apply the update rule.
 
-A subclass writes only :meth:`ElementwiseOptimizer.update`, the chapter's equations for one tensor, and gets
-param groups, closures, ``state_dict``/``load_state_dict`` and learning-rate schedulers from
-``torch.optim.Optimizer``.
+A subclass names its module's update function as :attr:`ElementwiseOptimizer.rule` (the chapter's equations
+for one tensor), or overrides :meth:`ElementwiseOptimizer.update`, and gets param groups, closures,
+``state_dict``/``load_state_dict`` and learning-rate schedulers from ``torch.optim.Optimizer``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import functools
+import inspect
+from typing import Any, Callable, ClassVar
 
 import torch
+
+
+@functools.cache
+def _keywords(rule: Callable[..., None]) -> tuple[str, ...]:
+    """Names of the keyword-only arguments of an update rule: its hyperparameters."""
+    return tuple(name for name, p in inspect.signature(rule).parameters.items() if p.kind is p.KEYWORD_ONLY)
 
 
 class ElementwiseOptimizer(torch.optim.Optimizer):
     """Base class: ``step`` calls :meth:`update` once per parameter that has a gradient."""
 
+    rule: ClassVar[Callable[..., None]]
+    """``rule(param, grad, state, **hyperparameters)``: the module's ``*_update`` function (a ``staticmethod``)."""
+
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        """Change ``param`` in place from its ``grad``, its per-parameter ``state`` and its group's settings."""
-        raise NotImplementedError
+        """Change ``param`` in place from its ``grad``, its per-parameter ``state`` and its group's settings:
+        :attr:`rule` called with the group's values of its keyword arguments (``betas`` as ``beta1``, ``beta2``)."""
+        rule = type(self).rule
+        hyperparameters = {name: group[name] for name in _keywords(rule) if name in group}
+        if "betas" in group:
+            hyperparameters["beta1"], hyperparameters["beta2"] = group["betas"]
+        rule(param, grad, state, **hyperparameters)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:

@@ -41,3 +41,11 @@ def check_betas(betas: Sequence[float], count: int = 2) -> None:
     for index, beta in enumerate(betas):
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"Invalid beta parameter at index {index}: betas[{index}]={beta!r} (must be in [0, 1))")
+
+
+def check_adam_family(lr: float, betas: Sequence[float], eps: float, weight_decay: float) -> None:
+    """The checks every Adam-like optimizer makes: ``lr`` and ``eps`` and ``weight_decay`` >= 0, betas in [0, 1)."""
+    check_lr(lr)
+    check_betas(betas)
+    check_non_negative("eps", eps)
+    check_non_negative("weight_decay", weight_decay)

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import torch
 
 from dldna.optim._base import ElementwiseOptimizer
-from dldna.optim._checks import check_betas, check_lr, check_non_negative
+from dldna.optim._checks import check_adam_family
 
 
 def belief_term(grad: torch.Tensor, exp_avg: torch.Tensor) -> torch.Tensor:
@@ -62,6 +62,8 @@ class AdaBelief(ElementwiseOptimizer):
     """AdaBelief with the defaults of the authors' ``adabelief-pytorch`` (``eps=1e-16``, decoupled decay),
     without its optional rectification."""
 
+    rule = staticmethod(adabelief_update)
+
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
@@ -71,18 +73,9 @@ class AdaBelief(ElementwiseOptimizer):
         weight_decay: float = 0.0,
         decoupled_weight_decay: bool = True,
     ) -> None:
-        check_lr(lr)
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
+        check_adam_family(lr, betas, eps, weight_decay)
         defaults = dict(
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay
         )
         super().__init__(params, defaults)
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        beta1, beta2 = group["betas"]
-        adabelief_update(
-            param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-            weight_decay=group["weight_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
-        )

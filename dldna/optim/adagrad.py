@@ -43,6 +43,8 @@ def adagrad_update(
 class Adagrad(ElementwiseOptimizer):
     """Drop-in replacement for ``torch.optim.Adagrad`` (same arguments and defaults, same numbers)."""
 
+    rule = staticmethod(adagrad_update)
+
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
@@ -63,8 +65,3 @@ class Adagrad(ElementwiseOptimizer):
         )
         super().__init__(params, defaults)
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        adagrad_update(
-            param, grad, state, lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
-            initial_accumulator_value=group["initial_accumulator_value"], eps=group["eps"],
-        )

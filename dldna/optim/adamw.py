@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import torch
 
 from dldna.optim._base import ElementwiseOptimizer
-from dldna.optim._checks import check_betas, check_lr, check_non_negative
+from dldna.optim._checks import check_adam_family
 from dldna.optim.adam import adam_update
 
 
@@ -38,6 +38,8 @@ def adamw_update(
 class AdamW(ElementwiseOptimizer):
     """Drop-in replacement for ``torch.optim.AdamW`` (same arguments and defaults, same numbers)."""
 
+    rule = staticmethod(adamw_update)
+
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
@@ -47,15 +49,6 @@ class AdamW(ElementwiseOptimizer):
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
+        check_adam_family(lr, betas, eps, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        beta1, beta2 = group["betas"]
-        adamw_update(
-            param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-            weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
-        )

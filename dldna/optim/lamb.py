@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import torch
 
 from dldna.optim._base import ElementwiseOptimizer
-from dldna.optim._checks import check_betas, check_lr, check_non_negative
+from dldna.optim._checks import check_adam_family
 
 
 def lamb_trust_ratio(param: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
@@ -36,10 +36,7 @@ class LAMB(ElementwiseOptimizer):
         eps: float = 1e-6,
         weight_decay: float = 0.0,
     ) -> None:
-        check_lr(lr)
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
+        check_adam_family(lr, betas, eps, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:

@@ -41,6 +41,8 @@ def lion_update(
 class Lion(ElementwiseOptimizer):
     """Lion with the defaults of the paper's reference code (``lr=1e-4``, ``betas=(0.9, 0.99)``)."""
 
+    rule = staticmethod(lion_update)
+
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
@@ -52,7 +54,3 @@ class Lion(ElementwiseOptimizer):
         check_betas(betas)
         check_non_negative("weight_decay", weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
-
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        beta1, beta2 = group["betas"]
-        lion_update(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"])

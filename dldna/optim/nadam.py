@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import torch
 
 from dldna.optim._base import ElementwiseOptimizer
-from dldna.optim._checks import check_betas, check_lr, check_non_negative
+from dldna.optim._checks import check_adam_family, check_non_negative
 
 
 def nadam_update(
@@ -61,6 +61,8 @@ def nadam_update(
 class NAdam(ElementwiseOptimizer):
     """Drop-in replacement for ``torch.optim.NAdam`` (same arguments and defaults, same numbers)."""
 
+    rule = staticmethod(nadam_update)
+
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
@@ -71,10 +73,7 @@ class NAdam(ElementwiseOptimizer):
         momentum_decay: float = 4e-3,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
+        check_adam_family(lr, betas, eps, weight_decay)
         check_non_negative("momentum_decay", momentum_decay)
         defaults = dict(
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
@@ -82,10 +81,3 @@ class NAdam(ElementwiseOptimizer):
         )
         super().__init__(params, defaults)
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        beta1, beta2 = group["betas"]
-        nadam_update(
-            param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-            weight_decay=group["weight_decay"], momentum_decay=group["momentum_decay"],
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-        )

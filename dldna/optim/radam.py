@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import torch
 
 from dldna.optim._base import ElementwiseOptimizer
-from dldna.optim._checks import check_betas, check_lr, check_non_negative
+from dldna.optim._checks import check_adam_family
 
 RECTIFICATION_THRESHOLD = 5.0
 
@@ -64,6 +64,8 @@ def radam_update(
 class RAdam(ElementwiseOptimizer):
     """Drop-in replacement for ``torch.optim.RAdam`` (same arguments and defaults, same numbers)."""
 
+    rule = staticmethod(radam_update)
+
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
@@ -73,18 +75,9 @@ class RAdam(ElementwiseOptimizer):
         weight_decay: float = 0.0,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_betas(betas)
-        check_non_negative("eps", eps)
-        check_non_negative("weight_decay", weight_decay)
+        check_adam_family(lr, betas, eps, weight_decay)
         defaults = dict(
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay
         )
         super().__init__(params, defaults)
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        beta1, beta2 = group["betas"]
-        radam_update(
-            param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-            weight_decay=group["weight_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
-        )

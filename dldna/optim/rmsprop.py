@@ -63,6 +63,8 @@ def rmsprop_update(
 class RMSprop(ElementwiseOptimizer):
     """Drop-in replacement for ``torch.optim.RMSprop`` (same arguments and defaults, same numbers)."""
 
+    rule = staticmethod(rmsprop_update)
+
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
@@ -81,8 +83,3 @@ class RMSprop(ElementwiseOptimizer):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
         super().__init__(params, defaults)
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        rmsprop_update(
-            param, grad, state, lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
-            weight_decay=group["weight_decay"], momentum=group["momentum"], centered=group["centered"],
-        )
