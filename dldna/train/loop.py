@@ -100,6 +100,7 @@ def fit(
     amp: bool = False,
     compile: bool = False,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    fast: bool = False,
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``data`` and return its :class:`History`.
 
@@ -113,7 +114,19 @@ def fit(
     ``amp=True`` runs forward passes under bfloat16 autocast; ``compile=True`` trains a ``torch.compile``-d
     version of the model (same parameters; the first steps pay for compilation). ``augment`` maps each training
     batch of inputs to an augmented one on the device (e.g. :func:`dldna.data.random_crop_flip`).
+    ``fast=True`` hands the run to :func:`dldna.train.fast.fit_fast`: on CUDA the step is replayed from a CUDA
+    graph; elsewhere the numbers are the same as here (no ``scheduler``, ``compile`` or ``after_backward``).
     """
+    if fast:
+        if scheduler is not None or compile:
+            raise ValueError("fast=True supports neither scheduler nor compile")
+        from dldna.train.fast import fit_fast
+
+        return fit_fast(
+            model, optimizer, data, epochs=epochs, batch_size=batch_size, loss_fn=loss_fn, device=device, seed=seed,
+            eval_split=eval_split, max_grad_norm=max_grad_norm, max_steps=max_steps, callbacks=callbacks,
+            progress=progress, amp=amp, augment=augment,
+        )
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if batch_size < 1:

@@ -50,7 +50,7 @@ def use_sharp_matplotlib() -> None:
 
 STATIC_WIDGET_NOTE = (
     '<div class="admonition note dldna-live-note"><p class="admonition-title">Live controls</p>'
-    "<p>{what} These controls retrain a model each time you move them, so they need a running Python kernel. "
+    "<p>{what} These controls run Python each time you move them, so they need a running kernel. "
     "Open this chapter in Colab (the rocket icon at the top of the page) or run it locally with "
     "<code>make lab</code>; the figure with a slider on this page shows precomputed runs of the same settings.</p></div>"
 )

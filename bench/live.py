@@ -1,0 +1,142 @@
+"""Milliseconds per training epoch of the book's 784-512-64-10 MLP on FashionMNIST, five ways.
+
+1. a per-sample ``Dataset`` (one ``__getitem__`` per image) with a shuffling ``DataLoader``;
+2. a ``TensorDataset`` with a ``DataLoader`` (batches gathered from tensors, still through the loader);
+3. ``dldna.train.fit``: data on the device, batches by indexing with a permutation;
+4. ``dldna.train.fast.fit_fast``: the same step, replayed from a CUDA graph on CUDA (eager elsewhere);
+5. ``dldna.train.sweep`` training C configurations at once (also per configuration-epoch).
+
+Every way trains with SGD (momentum 0.9, batch 256) from the same initial weights; the DataLoader loops run
+the same step as ``fit`` without its per-step metrics. A way's time is its fastest epoch after the first
+(the first pays for warm-up and graph capture) and counts training only, not the per-epoch evaluation.
+Ratios are speed-ups over the per-sample loop. On a CPU use ``--train-size`` and fewer ``--configs`` so the
+run takes a few minutes; on CUDA the defaults use all 60,000 training images.
+
+    .venv/bin/python bench/live.py [--train-size 10000] [--epochs 3] [--configs 1 4 16] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import dldna
+from dldna.config import device as default_device
+from dldna.data import Dataset, load_fashion_mnist
+from dldna.models import MLP
+from dldna.train import History, fit
+from dldna.train.fast import fit_fast
+from dldna.train.sweep import sweep
+
+BATCH_SIZE = 256
+LR = 0.05
+MOMENTUM = 0.9
+
+
+class PerSampleImages(torch.utils.data.Dataset):
+    """The textbook dataset: one image and label per ``__getitem__`` call, collated by the DataLoader."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+
+def loader_epochs(model: nn.Module, loader: DataLoader, epochs: int, device: torch.device) -> list[float]:
+    """Seconds per epoch of plain SGD training over ``loader`` (host batches copied to ``device``)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(inputs), targets).backward()
+            optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def steady_ms(epoch_seconds: list[float]) -> float:
+    """Milliseconds of the fastest epoch after the first (the first when there is one): on a shared machine
+    other processes only ever add time, so the fastest epoch is the closest to the method's own cost."""
+    kept = epoch_seconds[1:] if len(epoch_seconds) > 1 else epoch_seconds
+    return 1000 * min(kept)
+
+
+def run_all(data: Dataset, epochs: int, configs: list[int], device: torch.device) -> list[tuple[str, float, int]]:
+    """``(name, ms per epoch, configurations)`` for every way of training."""
+    dldna.set_seed(0)
+    initial = MLP()
+    fresh: Callable[[], nn.Module] = lambda: copy.deepcopy(initial).to(device)
+    host_x, host_y = data.x_train.cpu(), data.y_train.cpu()
+    pin = device.type == "cuda"
+    rows: list[tuple[str, float, int]] = []
+
+    def report(name: str, ms: float, count: int = 1) -> None:
+        rows.append((name, ms, count))
+        print(f"  {name}: {ms:.0f} ms/epoch", flush=True)
+
+    per_sample = DataLoader(PerSampleImages(host_x, host_y), batch_size=BATCH_SIZE, shuffle=True, pin_memory=pin)
+    report("per-sample Dataset + DataLoader", steady_ms(loader_epochs(fresh(), per_sample, epochs, device)))
+    tensors = DataLoader(TensorDataset(host_x, host_y), batch_size=BATCH_SIZE, shuffle=True, pin_memory=pin)
+    report("TensorDataset + DataLoader", steady_ms(loader_epochs(fresh(), tensors, epochs, device)))
+
+    def epoch_times(history: History) -> list[float]:
+        return history.epochs["time_s"]
+
+    model = fresh()
+    optimizer = dldna.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    report("dldna fit (eager)", steady_ms(epoch_times(fit(model, optimizer, data, epochs=epochs, batch_size=BATCH_SIZE, progress=False))))
+    model = fresh()
+    optimizer = dldna.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    fast = fit_fast(model, optimizer, data, epochs=epochs, batch_size=BATCH_SIZE)
+    report(f"fast path ({'CUDA graph' if fast.config['cuda_graph'] else 'eager step, no CUDA graph'})", steady_ms(epoch_times(fast)))
+    for count in configs:
+        lrs = torch.logspace(-2.5, -0.5, count).tolist() if count > 1 else [LR]
+        histories = sweep(initial, data, "sgd", [{"lr": lr, "momentum": MOMENTUM} for lr in lrs], epochs=epochs, batch_size=BATCH_SIZE)
+        report(f"sweep, {count} configurations", steady_ms(epoch_times(histories[0])), count)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: dldna.config.device())")
+    parser.add_argument("--train-size", type=int, default=None, help="training images (default: 60000 on CUDA, 10000 elsewhere)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per way (the first is left out of the mean)")
+    parser.add_argument("--configs", type=int, nargs="+", default=None, help="sweep sizes (default: 1 16 64 256 on CUDA, 1 4 16 elsewhere)")
+    args = parser.parse_args()
+    device = default_device(args.device)
+    on_cuda = device.type == "cuda"
+    train_size = args.train_size or (60000 if on_cuda else 10000)
+    configs = args.configs or ([1, 16, 64, 256] if on_cuda else [1, 4, 16])
+    if args.epochs < 1 or train_size < BATCH_SIZE or min(configs) < 1:
+        parser.error("--epochs, --train-size (>= one batch) and --configs must be positive")
+    # Evaluation is not timed; a smaller test split off CUDA only shortens the run.
+    data = load_fashion_mnist(train_size=None if train_size >= 60000 else train_size, test_size=None if on_cuda else 2000, device=device)
+    name = torch.cuda.get_device_name(device) if on_cuda else f"CPU, {torch.get_num_threads()} threads"
+    print(f"MLP 784-512-64-10, batch {BATCH_SIZE}, {len(data.y_train)} FashionMNIST training images, {args.epochs} epochs each, on {name}")
+    rows = run_all(data, args.epochs, configs, device)
+    baseline = rows[0][1]
+    print(f"\n{'way':<48}{'ms/epoch':>10}{'ms/config-epoch':>17}{'speed-up':>10}")
+    for way, ms, count in rows:
+        per_config = ms / count
+        print(f"{way:<48}{ms:>10.0f}{per_config:>17.1f}{baseline / per_config:>9.1f}x")
+    print("speed-up: per-sample loop ms/epoch divided by the way's ms per configuration-epoch")
+
+
+if __name__ == "__main__":
+    main()
