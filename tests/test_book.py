@@ -105,7 +105,7 @@ def test_sidebar_lists_every_page_in_reading_order() -> None:
     assert [entry for entry in listed if entry in expected] == expected
 
 
-LIVE_NOTEBOOKS = [path for path in (ROOT / "chapters").rglob("*.ipynb") if "display_live(" in path.read_text()]
+LIVE_NOTEBOOKS = [path for path in (ROOT / "chapters").rglob("*.ipynb") if "from dldna.widgets import" in path.read_text()]
 
 
 @pytest.mark.parametrize("notebook", LIVE_NOTEBOOKS, ids=lambda p: p.stem)
