@@ -353,3 +353,103 @@ def test_gradient_check_passes_then_fails_with_a_wrong_backward() -> None:
     swish = bugs.Swish()
     z = torch.linspace(-3, 3, 7)
     torch.testing.assert_close(swish(z), F.silu(z))
+
+
+# ------------------------------------------------------------------------------------------------ sharpness
+
+
+def test_top_hessian_eigenvalue_matches_the_exact_hessian_and_leaves_the_model_alone() -> None:
+    data, model = patterns(n_train=40), mlp().double()
+    x, y = data.x_train.double(), data.y_train
+    params = dict(model.named_parameters())
+    names = list(params)
+    shapes = [p.shape for p in params.values()]
+    sizes = [p.numel() for p in params.values()]
+
+    def loss_of_flat(flat: torch.Tensor) -> torch.Tensor:
+        pieces = dict(zip(names, (chunk.view(shape) for chunk, shape in zip(flat.split(sizes), shapes))))
+        return F.cross_entropy(torch.func.functional_call(model, pieces, (x,)), y)
+
+    flat = torch.cat([p.detach().flatten() for p in params.values()])
+    eigenvalues = torch.linalg.eigvalsh(torch.func.hessian(loss_of_flat)(flat))
+    exact = eigenvalues[eigenvalues.abs().argmax()].item()
+    estimate = dldna.dynamics.top_hessian_eigenvalue(model, x, y, iterations=500, tolerance=1e-10)
+    assert estimate == pytest.approx(exact, rel=1e-5)
+    assert all(p.grad is None for p in model.parameters())
+    normed = mlp(norm=True)
+    running_mean = normed[2].running_mean.clone()
+    dldna.dynamics.top_hessian_eigenvalue(normed, data.x_train, y, iterations=3)
+    assert torch.equal(normed[2].running_mean, running_mean) and all(p.grad is None for p in normed.parameters())
+
+
+def test_sharpness_callback_records_every_k_steps_and_its_bound_for_a_quadratic() -> None:
+    data = patterns(n_train=64)
+    x, y = data.x_train.flatten(1), data.y_train.double()
+    linear = nn.Linear(36, 1, bias=False)
+    with torch.no_grad():
+        linear.weight.zero_()
+
+    def half_mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (out.squeeze(1) - target.to(out.dtype)).pow(2).mean()
+
+    # A linear model under half mean squared error has the constant Hessian X^T X / n.
+    curvature = torch.linalg.eigvalsh(x.T @ x / len(x)).max().item()
+    flat = Dataset("flat", x, data.y_train, x, data.y_train, ("a",), (0.0,), (1.0,))
+    history = fit(linear, torch.optim.SGD(linear.parameters(), lr=0.01), flat, epochs=7, batch_size=64, loss_fn=half_mse,
+                  callbacks=[dldna.dynamics.Sharpness(x, y, every=3, loss_fn=half_mse, iterations=300)], progress=False)
+    steps, values = series(history, "sharpness")
+    assert steps.tolist() == [0, 3, 6]
+    assert values["top"] == pytest.approx([curvature] * 3, rel=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------ batch size
+
+
+def test_step_curve_fit_recovers_the_model_and_regimes_follow_the_efficiency() -> None:
+    batches = [8, 16, 32, 64, 128, 256, 512]
+    steps = [300 * (1 + 40 / b) for b in batches]
+    s_min, b_crit = dldna.dynamics.fit_step_curve(batches, steps)
+    assert s_min == pytest.approx(300) and b_crit == pytest.approx(40)
+    regimes = dldna.dynamics.scaling_regimes([16, 32, 64, 128], [400, 200, 150, 148])
+    assert [name for _, name in regimes] == ["near-perfect", "diminishing", "stagnation"]
+    assert regimes[0][0] == pytest.approx(1.0) and regimes[1][0] == pytest.approx(math.log2(200 / 150))
+    with pytest.raises(ValueError):
+        dldna.dynamics.fit_step_curve([16, 16], [10, 9])
+
+
+def test_batch_size_sweep_keeps_the_fastest_learning_rate_of_each_batch_size() -> None:
+    data = patterns()
+
+    def sgd(params, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+    result = dldna.dynamics.batch_size_sweep(lambda: mlp(seed=3), sgd, data, batch_sizes=[10, 40], learning_rates=lambda b: [0.002, 0.05],
+                                             target=0.9, max_steps=400, eval_every=lambda b: 2)
+    for batch, best, lr, tried in zip(result.batch_sizes, result.steps, result.best_lrs, result.tried):
+        reached = [s for _, s in tried if s is not None]
+        assert best == min(reached) and dict(tried)[lr] == best and best % 2 == 0
+        dldna.set_seed(0)
+        model = mlp(seed=3)
+        stopper = StopAtTarget(data.x_test, data.y_test, 0.9, every=2)
+        fit(model, sgd(model.parameters(), lr), data, epochs=100, batch_size=batch, max_steps=400, callbacks=[stopper], progress=False)
+        assert stopper.steps_to_target == best
+    assert result.samples == tuple(s * b for s, b in zip(result.steps, result.batch_sizes))
+
+
+def test_dynamics_exercise_checks_accept_the_reference_and_reject_common_mistakes() -> None:
+    from dldna.exercises import dynamics as checks
+
+    def noise_scale(per_sample: torch.Tensor, unbiased: bool = True) -> float:
+        trace = per_sample.double().var(dim=0, unbiased=unbiased).sum()
+        return (trace / (per_sample.double().mean(dim=0).pow(2).sum() - trace / len(per_sample))).item()
+
+    assert checks.noise_scale(noise_scale)[0]
+    assert not checks.noise_scale(lambda g: noise_scale(g, unbiased=False))[0]
+
+    def clip(grads: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
+        return [g * min(1.0, max_norm / torch.sqrt(sum(t.pow(2).sum() for t in grads)).item()) for g in grads]
+
+    assert checks.clip_norm(clip)[0]
+    assert not checks.clip_norm(lambda grads, max_norm: [g.clamp(-max_norm, max_norm) for g in grads])[0]
+    assert checks.stability((40.0, 1.5))[0] and not checks.stability((20.0, 1.5))[0]
+    assert checks.divergence_lrs([0.3, 0.6])[0] and not checks.divergence_lrs([0.15, 0.3, 0.6])[0]

@@ -4,11 +4,13 @@ and the range test, gradient clipping, the gradient noise scale, and the debuggi
 - :mod:`~dldna.dynamics.metrics`: callbacks (:class:`LayerStats`, :class:`EffectiveLR`, :class:`LossImprovement`,
   :class:`StopAtTarget`, :class:`Sharpness`) and :func:`series` to read their records.
 - :mod:`~dldna.dynamics.noise`: :class:`GradientNoiseScale`, :func:`estimate_noise_scale`, :func:`two_batch_noise_scale`.
+- :mod:`~dldna.dynamics.batch_size`: :func:`batch_size_sweep` (steps to a target per batch size), :func:`fit_step_curve`, :func:`scaling_regimes`.
 - :mod:`~dldna.dynamics.schedules`: :func:`make_scheduler` (:data:`SCHEDULES`), :func:`lr_curve`, :func:`lr_range_test`.
 - :mod:`~dldna.dynamics.clipping`: :class:`GradientClipping`.
 - :mod:`~dldna.dynamics.checks` and :mod:`~dldna.dynamics.bugs`: the checklist, and broken models that fail it.
 """
 
+from dldna.dynamics.batch_size import BatchSizeResult, batch_size_sweep, fit_step_curve, scaling_regimes
 from dldna.dynamics.checks import (
     CheckResult,
     check_gradient_flow,
@@ -34,6 +36,7 @@ from dldna.dynamics.schedules import SCHEDULES, RangeTestResult, lr_curve, lr_ra
 
 __all__ = [
     "SCHEDULES",
+    "BatchSizeResult",
     "CheckResult",
     "EffectiveLR",
     "GradientClipping",
@@ -44,6 +47,7 @@ __all__ = [
     "RangeTestResult",
     "Sharpness",
     "StopAtTarget",
+    "batch_size_sweep",
     "check_gradient_flow",
     "check_gradients",
     "check_initial_loss",
@@ -51,10 +55,12 @@ __all__ = [
     "check_random_labels",
     "effective_lr",
     "estimate_noise_scale",
+    "fit_step_curve",
     "layer_parameters",
     "lr_curve",
     "lr_range_test",
     "make_scheduler",
+    "scaling_regimes",
     "noise_from_batch_gradients",
     "series",
     "top_hessian_eigenvalue",

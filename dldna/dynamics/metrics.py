@@ -8,7 +8,7 @@ describes and the measured numbers; :func:`series` turns a list of them into arr
 - :class:`EffectiveLR`: the per-coordinate step size ``lr / (sqrt(v_hat) + eps)`` of an Adam-family optimizer.
 - :class:`LossImprovement`: how much the training and evaluation losses fell in each epoch.
 - :class:`StopAtTarget`: evaluates every ``every`` steps and stops the run when a target accuracy is reached.
-- :class:`Sharpness`: the top eigenvalue of the loss Hessian, computed by :mod:`dldna.landscape.hessian`.
+- :class:`Sharpness`: the top eigenvalue of the loss Hessian (power iteration, :func:`top_hessian_eigenvalue`).
 
 The gradient noise scale lives in :mod:`dldna.dynamics.noise` and gradient clipping in
 :mod:`dldna.dynamics.clipping`.
@@ -237,26 +237,48 @@ class StopAtTarget(Callback):
 
 
 class Sharpness(Callback):
-    """The top eigenvalue of the Hessian of the loss on ``(x, y)``, every ``every`` steps, under ``"sharpness"``.
+    """The sharpness (top eigenvalue of the loss Hessian) on ``(x, y)``, every ``every`` steps, under ``"sharpness"``.
 
     Gradient descent on a quadratic with curvature ``lambda`` is stable only while ``lr < 2 / lambda``; this is
-    the number to compare with ``2 / lr`` (the "edge of stability" of Cohen et al., 2021). The eigenvalue comes
-    from :func:`dldna.landscape.hessian.top_eigenvalues` (power iteration on Hessian-vector products) on the
-    weights after the step; ``iterations`` bounds its cost.
+    the number to compare with ``2 / lr`` (the "edge of stability" of Cohen et al., 2021). Each record holds the
+    0-based ``step`` and ``top``, measured by :func:`top_hessian_eigenvalue` on the weights after that step;
+    ``iterations`` bounds its cost.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int = 10, loss_fn: LossFn = F.cross_entropy, iterations: int = 20) -> None:
+        if iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {iterations}")
         self.x, self.y, self.every, self.loss_fn, self.iterations = x, y, _check_every(every), loss_fn, iterations
 
     def on_step_end(self, state: TrainState) -> None:
         if (state.step - 1) % self.every:
             return
-        state.record("sharpness", {"step": state.step - 1, "top": top_hessian_eigenvalue(state.model, self.x, self.y, self.loss_fn, self.iterations)})
+        top = top_hessian_eigenvalue(state.model, self.x, self.y, self.loss_fn, self.iterations)
+        state.record("sharpness", {"step": state.step - 1, "top": top})
 
 
-def top_hessian_eigenvalue(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy, iterations: int = 20) -> float:
-    """The largest eigenvalue of the Hessian of ``loss_fn(model(x), y)`` with respect to the model's parameters."""
-    from dldna.landscape import hessian
+def top_hessian_eigenvalue(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn = F.cross_entropy,
+    iterations: int = 20,
+    tolerance: float = 1e-4,
+    seed: int = 0,
+) -> float:
+    """The eigenvalue of largest magnitude of the Hessian of ``loss_fn(model(x), y)`` in the model's parameters.
 
-    return float(hessian.top_eigenvalues(model, loss_fn, x, y, k=1, iterations=iterations)[0][0])
+    Lanczos on Hessian-vector products (:func:`dldna.landscape.hessian.top_eigenvalues`; the Hessian is never
+    formed), from a seeded random start, for at most ``iterations`` products or until the residual
+    ``||H v - λ v||`` falls below ``tolerance * |λ|``. The Hessian is taken in eval mode (batch-norm layers use
+    their running statistics). Near a minimum, and along a training run, this is the largest positive
+    eigenvalue. The model's ``.grad``, buffers and mode are left as they were.
+    """
+    from dldna.landscape.hessian import top_eigenvalues
 
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    result = top_eigenvalues(
+        model, x, y, loss_fn, k=1, method="lanczos", tol=tolerance, max_iter=iterations, seed=seed, which="magnitude"
+    )
+    return float(result.eigenvalues[0])
