@@ -14,6 +14,27 @@ from typing import Any, Callable, ClassVar
 import torch
 
 
+def count_step(state: dict[str, Any], param: torch.Tensor, *buffers: str) -> Any:
+    """Advance ``state["step"]`` and return it, the ``t`` of the equations; at the first step, create the
+    ``buffers`` (moment estimates) as zeros shaped like ``param``."""
+    if not state:
+        state["step"] = 0
+        state.update({name: torch.zeros_like(param) for name in buffers})
+    state["step"] += 1
+    return state["step"]
+
+
+def weight_decay_gradient(
+    param: torch.Tensor, grad: torch.Tensor, lr: Any, weight_decay: Any, decoupled: bool
+) -> torch.Tensor:
+    """Apply weight decay ``λ`` and return the gradient the rest of the update uses: decoupled (as in AdamW),
+    ``w ← w (1 - lr λ)`` with ``g`` unchanged; coupled (L2 regularisation), ``g + λ w``."""
+    if decoupled:
+        param.mul_(1 - lr * weight_decay)
+        return grad
+    return grad + weight_decay * param
+
+
 @functools.cache
 def _keywords(rule: Callable[..., None]) -> tuple[str, ...]:
     """Names of the keyword-only arguments of an update rule: its hyperparameters."""

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import ElementwiseOptimizer, count_step, weight_decay_gradient
 from dldna.optim._checks import check_adam_family
 
 
@@ -41,16 +41,8 @@ def adabelief_update(
     decoupled_weight_decay: bool = True,
 ) -> None:
     """One AdaBelief step on ``param`` in place; hyperparameters are floats or tensors broadcasting against it."""
-    if not state:
-        state["step"] = 0
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_avg_var"] = torch.zeros_like(param)
-    state["step"] += 1
-    t = state["step"]
-    if decoupled_weight_decay:
-        param.mul_(1 - lr * weight_decay)
-    else:
-        grad = grad + weight_decay * param
+    t = count_step(state, param, "exp_avg", "exp_avg_var")
+    grad = weight_decay_gradient(param, grad, lr, weight_decay, decoupled_weight_decay)
     m = state["exp_avg"].mul_(beta1).add_((1 - beta1) * grad)
     s = state["exp_avg_var"].mul_(beta2).add_((1 - beta2) * belief_term(grad, m)).add_(eps)
     m_hat = m / (1 - beta1**t)

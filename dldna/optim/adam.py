@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import ElementwiseOptimizer, count_step
 from dldna.optim._checks import check_adam_family
 
 
@@ -31,14 +31,7 @@ def adam_update(
     amsgrad: bool = False,
 ) -> None:
     """One Adam step on ``param`` in place; hyperparameters are floats or tensors broadcasting against ``param``."""
-    if not state:
-        state["step"] = 0
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_avg_sq"] = torch.zeros_like(param)
-        if amsgrad:
-            state["max_exp_avg_sq"] = torch.zeros_like(param)
-    state["step"] += 1
-    t = state["step"]
+    t = count_step(state, param, "exp_avg", "exp_avg_sq", *(["max_exp_avg_sq"] if amsgrad else []))
     grad = grad + weight_decay * param
     m = state["exp_avg"].mul_(beta1).add_((1 - beta1) * grad)
     v = state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * grad * grad)

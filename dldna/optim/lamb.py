@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import ElementwiseOptimizer, count_step
 from dldna.optim._checks import check_adam_family
 
 
@@ -41,12 +41,7 @@ class LAMB(ElementwiseOptimizer):
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = torch.zeros_like(param)
-            state["exp_avg_sq"] = torch.zeros_like(param)
-        state["step"] += 1
-        t = state["step"]
+        t = count_step(state, param, "exp_avg", "exp_avg_sq")
         m = state["exp_avg"].mul_(beta1).add_((1 - beta1) * grad)
         v = state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * grad * grad)
         m_hat = m / (1 - beta1**t)

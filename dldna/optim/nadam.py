@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import ElementwiseOptimizer, weight_decay_gradient
 from dldna.optim._checks import check_adam_family, check_non_negative
 
 
@@ -43,10 +43,7 @@ def nadam_update(
         state["exp_avg_sq"] = torch.zeros_like(param)
     state["step"] += 1
     t = state["step"]
-    if decoupled_weight_decay:
-        param.mul_(1 - lr * weight_decay)
-    else:
-        grad = grad + weight_decay * param
+    grad = weight_decay_gradient(param, grad, lr, weight_decay, decoupled_weight_decay)
     mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
     mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
     mu_product = state["mu_product"] = state["mu_product"] * mu

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import ElementwiseOptimizer, count_step, weight_decay_gradient
 from dldna.optim._checks import check_adam_family
 
 RECTIFICATION_THRESHOLD = 5.0
@@ -40,16 +40,8 @@ def radam_update(
     The ``ρ_t > 5`` switch is a ``torch.where``, so a tensor ``beta2`` may switch on at a different step for
     each stacked configuration.
     """
-    if not state:
-        state["step"] = 0
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_avg_sq"] = torch.zeros_like(param)
-    state["step"] += 1
-    t = state["step"]
-    if decoupled_weight_decay:
-        param.mul_(1 - lr * weight_decay)
-    else:
-        grad = grad + weight_decay * param
+    t = count_step(state, param, "exp_avg", "exp_avg_sq")
+    grad = weight_decay_gradient(param, grad, lr, weight_decay, decoupled_weight_decay)
     m = state["exp_avg"].mul_(beta1).add_((1 - beta1) * grad)
     v = state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * grad * grad)
     m_hat = m / (1 - beta1**t)
