@@ -26,8 +26,19 @@ from torch import nn
 from dldna.data import Dataset
 from dldna.optim._base import ElementwiseOptimizer
 from dldna.train.callbacks import Callback, TrainState
-from dldna.train.history import EPOCH_METRICS, STEP_METRICS, History
-from dldna.train.loop import GPU_CHECK_EVERY, LossFn, _describe_run, _global_norm, _progress_bar, evaluate
+from dldna.train.history import STEP_METRICS, History
+from dldna.train.loop import (
+    GPU_CHECK_EVERY,
+    LossFn,
+    _describe_run,
+    _global_norm,
+    _progress_bar,
+    check_run_arguments,
+    evaluate,
+    finish_run,
+    record_epoch,
+    record_steps,
+)
 
 GRAPH_WARMUP_STEPS = 3
 
@@ -187,12 +198,7 @@ def fit_fast(
     without ``state.inputs/targets/loss``; a callback with ``after_backward`` forces the eager step.
     ``history.config["cuda_graph"]`` says whether a graph ran.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if max_grad_norm is not None and max_grad_norm <= 0:
-        raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm}")
+    check_run_arguments(epochs, batch_size, max_grad_norm)
     if cuda_graph not in (None, True, False):
         raise ValueError(f"cuda_graph must be None, True or False, got {cuda_graph!r}")
 
@@ -261,16 +267,7 @@ def fit_fast(
             if state.stop or (max_steps is not None and state.step >= max_steps):
                 break
 
-        values = records[:done].cpu()
-        nonfinite = (~torch.isfinite(values[:, 0])).nonzero()
-        if len(nonfinite):
-            first_bad = int(nonfinite[0])
-            values = values[: first_bad + 1]
-            history.status = "diverged"
-            history.diverged_at = state.step - done + first_bad
-        for column, name in enumerate(STEP_METRICS[:-1]):
-            history.steps[name].extend(values[:, column].tolist())
-        history.steps["lr"].extend([float(optimizer.param_groups[0]["lr"])] * len(values))
+        record_steps(history, records[:done].cpu(), [float(optimizer.param_groups[0]["lr"])] * done, state.step)
         if history.diverged:
             break
 
@@ -278,19 +275,10 @@ def fit_fast(
             torch.cuda.synchronize(target)
         train_time = time.perf_counter() - epoch_start
         test_loss, test_acc = evaluate(model, x_eval, y_eval, loss_fn, amp=amp)
-        for name, value in zip(EPOCH_METRICS, (step.loss_sum.item() / seen, step.correct.item() / seen, test_loss, test_acc, train_time)):
-            history.epochs[name].append(value)
-        bar.update(1)
-        bar.set_postfix(loss=f"{test_loss:.4f}", acc=f"{test_acc:.2%}")
+        record_epoch(history, bar, (step.loss_sum.item() / seen, step.correct.item() / seen, test_loss, test_acc, train_time))
         for callback in callbacks:
             callback.on_epoch_end(state)
         if state.stop or (max_steps is not None and state.step >= max_steps):
             break
 
-    bar.close()
-    history.total_time_s = time.perf_counter() - run_start
-    if history.status == "running":
-        history.status = "stopped" if state.stop else "completed"
-    for callback in callbacks:
-        callback.on_train_end(state)
-    return history
+    return finish_run(history, state, bar, callbacks, run_start)

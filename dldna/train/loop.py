@@ -80,6 +80,50 @@ def _progress_bar(show: bool | None, epochs: int, steps: int):
     return tqdm(total=epochs, unit="epoch", disable=not show, leave=False)
 
 
+def check_run_arguments(epochs: int, batch_size: int, max_grad_norm: float | None) -> None:
+    """The argument checks every training loop makes before it starts."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_grad_norm is not None and max_grad_norm <= 0:
+        raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm}")
+
+
+def record_steps(history: History, values: torch.Tensor, lrs: list[float], step: int) -> None:
+    """Append one epoch's per-step rows ``(loss, grad_norm, update_norm, weight_norm)`` (on the host) and learning
+    rates to ``history``; ``step`` counts the steps taken so far. Rows after the first non-finite loss are
+    dropped and the run is marked diverged at that step."""
+    nonfinite = (~torch.isfinite(values[:, 0])).nonzero()
+    if len(nonfinite):
+        first_bad = int(nonfinite[0])
+        history.status = "diverged"
+        history.diverged_at = step - len(values) + first_bad
+        values, lrs = values[: first_bad + 1], lrs[: first_bad + 1]
+    for column, name in enumerate(STEP_METRICS[:-1]):
+        history.steps[name].extend(values[:, column].tolist())
+    history.steps["lr"].extend(lrs)
+
+
+def record_epoch(history: History, bar: object, values: Sequence[float]) -> None:
+    """Append one epoch's :data:`EPOCH_METRICS` and show its test loss and accuracy on the progress bar."""
+    for name, value in zip(EPOCH_METRICS, values):
+        history.epochs[name].append(value)
+    bar.update(1)
+    bar.set_postfix(loss=f"{history.epochs['test_loss'][-1]:.4f}", acc=f"{history.epochs['test_acc'][-1]:.2%}")
+
+
+def finish_run(history: History, state: TrainState, bar: object, callbacks: Sequence[Callback], run_start: float) -> History:
+    """Close the progress bar, set the run's time and final status, and tell the callbacks."""
+    bar.close()
+    history.total_time_s = time.perf_counter() - run_start
+    if history.status == "running":
+        history.status = "stopped" if state.stop else "completed"
+    for callback in callbacks:
+        callback.on_train_end(state)
+    return history
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -127,14 +171,9 @@ def fit(
             eval_split=eval_split, max_grad_norm=max_grad_norm, max_steps=max_steps, callbacks=callbacks,
             progress=progress, amp=amp, augment=augment,
         )
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_run_arguments(epochs, batch_size, max_grad_norm)
     if scheduler_interval not in ("step", "epoch"):
         raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
-    if max_grad_norm is not None and max_grad_norm <= 0:
-        raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm}")
 
     target = torch.device(device) if device is not None else data.device
     data = data.to(target)
@@ -206,17 +245,7 @@ def fit(
             if state.stop or (max_steps is not None and state.step >= max_steps):
                 break
 
-        values = torch.stack(records).cpu()
-        losses = values[:, 0]
-        nonfinite = (~torch.isfinite(losses)).nonzero()
-        if len(nonfinite):
-            first_bad = int(nonfinite[0])
-            values, lrs = values[: first_bad + 1], lrs[: first_bad + 1]
-            history.status = "diverged"
-            history.diverged_at = state.step - len(records) + first_bad
-        for column, name in enumerate(STEP_METRICS[:-1]):
-            history.steps[name].extend(values[:, column].tolist())
-        history.steps["lr"].extend(lrs)
+        record_steps(history, torch.stack(records).cpu(), lrs, state.step)
         if history.diverged:
             break
 
@@ -225,12 +254,7 @@ def fit(
             torch.cuda.synchronize(target)
             train_time = time.perf_counter() - epoch_start
         test_loss, test_acc = evaluate(forward, x_eval, y_eval, loss_fn, amp=amp)
-        for name, value in zip(
-            EPOCH_METRICS, (loss_sum.item() / seen, correct.item() / seen, test_loss, test_acc, train_time)
-        ):
-            history.epochs[name].append(value)
-        bar.update(1)
-        bar.set_postfix(loss=f"{test_loss:.4f}", acc=f"{test_acc:.2%}")
+        record_epoch(history, bar, (loss_sum.item() / seen, correct.item() / seen, test_loss, test_acc, train_time))
         for callback in callbacks:
             callback.on_epoch_end(state)
         if scheduler is not None and scheduler_interval == "epoch":
@@ -238,10 +262,4 @@ def fit(
         if state.stop or (max_steps is not None and state.step >= max_steps):
             break
 
-    bar.close()
-    history.total_time_s = time.perf_counter() - run_start
-    if history.status == "running":
-        history.status = "stopped" if state.stop else "completed"
-    for callback in callbacks:
-        callback.on_train_end(state)
-    return history
+    return finish_run(history, state, bar, callbacks, run_start)
