@@ -9,7 +9,7 @@ weight-decay slider means no weight decay.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 import ipywidgets as widgets
 import torch
@@ -78,6 +78,16 @@ class HyperparameterControls:
             self.beta2.value = defaults["alpha"]
         if "weight_decay" in defaults:
             self.weight_decay.value = max(defaults["weight_decay"], WEIGHT_DECAY_OFF)
+
+    def switch(self, name: str, on_change: Callable[[dict[str, Any]], None]) -> None:
+        """Change to the optimizer called ``name`` without calling ``on_change`` once per slider it moves."""
+        for control in self.sliders:
+            control.unobserve(on_change, names="value")
+        try:
+            self.use(optimizer_choices()[name])
+        finally:
+            for control in self.sliders:
+                control.observe(on_change, names="value")
 
     def kwargs(self) -> dict[str, Any]:
         """Constructor arguments of the current optimizer class from the enabled sliders."""

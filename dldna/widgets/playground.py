@@ -118,13 +118,7 @@ class Playground:
         self.redraw()
 
     def _on_optimizer(self, change: dict[str, Any]) -> None:
-        for control in self.controls.sliders:
-            control.unobserve(self._on_change, names="value")
-        try:
-            self.controls.use(optimizer_choices()[change["new"]])
-        finally:
-            for control in self.controls.sliders:
-                control.observe(self._on_change, names="value")
+        self.controls.switch(change["new"], self._on_change)
         self.redraw()
 
     def _on_change(self, change: dict[str, Any]) -> None:

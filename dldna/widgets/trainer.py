@@ -162,13 +162,7 @@ class TrainerPanel:
 
     def _on_optimizer(self, change: dict[str, Any]) -> None:
         """A new optimizer shows its own defaults; the slider changes this makes start a single run."""
-        for control in self.controls.sliders:
-            control.unobserve(self._on_change, names="value")
-        try:
-            self.controls.use(optimizer_choices()[change["new"]])
-        finally:
-            for control in self.controls.sliders:
-                control.observe(self._on_change, names="value")
+        self.controls.switch(change["new"], self._on_change)
         self.schedule()
 
     def _on_change(self, change: dict[str, Any]) -> None:
