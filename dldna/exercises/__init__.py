@@ -10,6 +10,7 @@ solution that stops passing its own check breaks the build instead of going unno
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pkgutil
@@ -49,6 +50,7 @@ def register(exercise_id: str, hint: str) -> Callable[[CheckFn], CheckFn]:
     return add
 
 
+@functools.cache
 def _load_topics() -> None:
     for module in pkgutil.iter_modules(__path__):
         if not module.name.startswith("_"):
@@ -56,9 +58,8 @@ def _load_topics() -> None:
 
 
 def exercises() -> dict[str, Exercise]:
-    """All registered exercises by id (topic modules are imported on first use)."""
-    if not _REGISTRY:
-        _load_topics()
+    """All registered exercises by id (every topic module is imported, once, by the first call)."""
+    _load_topics()
     return dict(_REGISTRY)
 
 
