@@ -1,8 +1,8 @@
 """Figures for the book: functions that take results (Histories, arrays) and return matplotlib or plotly
 figures. Nothing here trains; topic-specific plots live beside their analysis code (e.g. ``dldna.landscape``)."""
 
-from dldna.viz.render import display_live, use_book_renderer, use_sharp_matplotlib
+from dldna.viz.render import display_live, use_book_renderer, use_plain_numbers, use_sharp_matplotlib
 from dldna.viz.sweep import html_size, sweep_slider
 from dldna.viz.training import plot_runs, plotly_runs, show_images, smooth
 
-__all__ = ["display_live", "html_size", "sweep_slider", "plot_runs", "plotly_runs", "show_images", "smooth", "use_book_renderer", "use_sharp_matplotlib"]
+__all__ = ["display_live", "html_size", "sweep_slider", "plot_runs", "plotly_runs", "show_images", "smooth", "use_book_renderer", "use_plain_numbers", "use_sharp_matplotlib"]

@@ -39,6 +39,23 @@ def use_book_renderer() -> str:
     return pio.renderers.default
 
 
+def use_plain_numbers() -> None:
+    """Show NumPy scalars as plain numbers (``1.5``, not ``np.float64(1.5)``) in notebook output.
+
+    myst-nb's ``glue`` formats a number from its plain-text form, which NumPy 2 writes as ``np.float64(...)``;
+    with this, a value glued straight from a NumPy computation formats like a Python float.
+    """
+    import numpy as np
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        formatter = shell.display_formatter.formatters["text/plain"]
+        scalar_types = {kind for kind in np.sctypeDict.values() if issubclass(kind, (np.number, np.bool_))}
+        for kind in scalar_types:  # each concrete type: they define their own __repr__, which IPython prefers
+            formatter.for_type(kind, lambda value, printer, cycle: printer.text(repr(value.item())))
+
+
 def use_sharp_matplotlib() -> None:
     """Inline matplotlib figures at twice the pixel density, so they stay sharp on high-DPI screens."""
     from IPython import get_ipython

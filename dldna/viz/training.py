@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import to_hex
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -55,7 +56,7 @@ def plot_runs(runs: Runs, title: str | None = None, log_loss: bool = True) -> pl
 def plotly_runs(runs: Runs, title: str | None = None, max_points: int = 400) -> go.Figure:
     """Interactive version of :func:`plot_runs`; step curves are downsampled to ``max_points`` to keep pages light."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss", "Test accuracy"))
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    palette = [to_hex(color) for color in plt.rcParams["axes.prop_cycle"].by_key()["color"]]
     for i, (name, run) in enumerate(runs.items()):
         color = palette[i % len(palette)]
         loss = smooth(run.steps["loss"], _smoothing_window(run))
