@@ -55,7 +55,7 @@ def test_page_built_executed_and_offline(page: Path) -> None:
     remote = [src for src in parse(page).scripts if urlparse(src).scheme in ("http", "https")]
     assert not remote, f"{page.name} loads scripts from the network: {remote}"
     if "plotly-graph-div" in html:
-        assert any(src.endswith("plotly.min.js") for src in parse(page).scripts)
+        assert any(urlparse(src).path.endswith("plotly.min.js") for src in parse(page).scripts)
 
 
 def test_plotly_and_mathjax_are_served_by_the_site() -> None:
