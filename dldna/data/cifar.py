@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from dldna.config import device as default_device
-from dldna.data.dataset import Dataset, stratified_indices
+from dldna.data.dataset import Dataset, split_indices
 from dldna.data.files import DataError, RemoteFile, cache_dir, locate
 
 URL_BASE = "https://www.cs.toronto.edu/~kriz/"
@@ -128,18 +128,11 @@ def load_cifar(
     """
     if variant not in ARCHIVES:
         raise ValueError(f"variant must be one of {sorted(ARCHIVES)}, got {variant!r}")
-    if val_size < 0:
-        raise ValueError(f"val_size must be >= 0, got {val_size}")
     x_all, y_all, x_test, y_test, classes = _raw_arrays(variant, download)
     target = default_device(device)
-    rng = np.random.default_rng(seed)
-    train_idx, val_idx = np.arange(len(y_all)), None
-    if val_size:
-        val_idx = stratified_indices(y_all, val_size, rng)
-        train_idx = np.setdiff1d(train_idx, val_idx)
-    if train_size is not None:
-        train_idx = train_idx[stratified_indices(y_all[train_idx], train_size, rng)]
-    test_idx = np.arange(len(y_test)) if test_size is None else stratified_indices(y_test, test_size, rng)
+    train_idx, val_idx, test_idx = split_indices(
+        y_all, y_test, train_size=train_size, test_size=test_size, val_size=val_size, seed=seed
+    )
     pixels = x_all.reshape(len(x_all), 3, -1) / 255.0
     mean = tuple(float(m) for m in pixels.mean(axis=(0, 2)))
     std = tuple(float(s) for s in pixels.std(axis=(0, 2)))

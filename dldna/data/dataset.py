@@ -85,3 +85,30 @@ def stratified_indices(labels: np.ndarray, count: int, rng: np.random.Generator)
     if any(len(c) < base + (i < extra) for i, c in enumerate(chosen)):
         raise ValueError(f"subset size {count} needs more samples of some class than the data has")
     return rng.permutation(np.concatenate(chosen))
+
+
+def split_indices(
+    train_labels: np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    train_size: int | None,
+    test_size: int | None,
+    val_size: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Indices of the training, validation and test images every loader returns.
+
+    ``val_size`` class-balanced images are held out of the training set first; ``train_size`` and
+    ``test_size`` then take class-balanced subsets (``None``: all). The same ``seed`` gives the same indices.
+    """
+    if val_size < 0:
+        raise ValueError(f"val_size must be >= 0, got {val_size}")
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = np.arange(len(train_labels)), None
+    if val_size:
+        val_idx = stratified_indices(train_labels, val_size, rng)
+        train_idx = np.setdiff1d(train_idx, val_idx)
+    if train_size is not None:
+        train_idx = train_idx[stratified_indices(train_labels[train_idx], train_size, rng)]
+    test_idx = np.arange(len(test_labels)) if test_size is None else stratified_indices(test_labels, test_size, rng)
+    return train_idx, val_idx, test_idx

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from dldna.config import device as default_device
-from dldna.data.dataset import Dataset, stratified_indices
+from dldna.data.dataset import Dataset, split_indices
 from dldna.data.files import RemoteFile, cache_dir, locate, sha256_file
 from dldna.data.idx import read_idx
 
@@ -84,18 +84,9 @@ def load_fashion_mnist(
     target = default_device(device)
     x_all, y_all = raw["train-images"], raw["train-labels"].astype(np.int64)
     x_test, y_test = raw["t10k-images"], raw["t10k-labels"].astype(np.int64)
-    rng = np.random.default_rng(seed)
-
-    train_idx = np.arange(len(y_all))
-    val_idx = None
-    if val_size < 0:
-        raise ValueError(f"val_size must be >= 0, got {val_size}")
-    if val_size:
-        val_idx = stratified_indices(y_all, val_size, rng)
-        train_idx = np.setdiff1d(train_idx, val_idx)
-    if train_size is not None:
-        train_idx = train_idx[stratified_indices(y_all[train_idx], train_size, rng)]
-    test_idx = np.arange(len(y_test)) if test_size is None else stratified_indices(y_test, test_size, rng)
+    train_idx, val_idx, test_idx = split_indices(
+        y_all, y_test, train_size=train_size, test_size=test_size, val_size=val_size, seed=seed
+    )
 
     def labels(values: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(values).to(target)
