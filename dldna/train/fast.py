@@ -25,19 +25,17 @@ from torch import nn
 
 from dldna.data import Dataset
 from dldna.optim._base import ElementwiseOptimizer
-from dldna.train.callbacks import Callback, TrainState
+from dldna.train.callbacks import Callback
 from dldna.train.history import STEP_METRICS, History
 from dldna.train.loop import (
-    GPU_CHECK_EVERY,
     LossFn,
-    _describe_run,
     _global_norm,
-    _progress_bar,
     check_run_arguments,
     evaluate,
     finish_run,
     record_epoch,
     record_steps,
+    start_run,
 )
 
 GRAPH_WARMUP_STEPS = 3
@@ -202,33 +200,20 @@ def fit_fast(
     if cuda_graph not in (None, True, False):
         raise ValueError(f"cuda_graph must be None, True or False, got {cuda_graph!r}")
 
-    target = torch.device(device) if device is not None else data.device
-    data = data.to(target)
-    model.to(target)
-    x_train, y_train = data.split("train")
-    x_eval, y_eval = data.split(eval_split)
+    run = start_run(
+        model, optimizer, data, device=device, eval_split=eval_split, epochs=epochs, batch_size=batch_size, seed=seed,
+        progress=progress, callbacks=callbacks, amp=amp, compile=False, fast=True, cuda_graph=False,
+    )
+    target, x_train, y_train, x_eval, y_eval = run.device, run.x_train, run.y_train, run.x_eval, run.y_eval
+    history, state, generator, check_every, bar = run.history, run.state, run.generator, run.check_every, run.bar
     reason = _graph_unavailable(target, callbacks)
     use_graph = cuda_graph is not False and reason is None
     if cuda_graph and reason is not None:
         warnings.warn(f"fit_fast: running the eager step: {reason}", RuntimeWarning, stacklevel=2)
 
     step = _Step(model, optimizer, x_train, y_train, batch_size=batch_size, loss_fn=loss_fn, max_grad_norm=max_grad_norm, amp=amp, augment=augment)
-    steps_per_epoch = -(-len(y_train) // batch_size)
-    history = History(
-        config=_describe_run(
-            model, optimizer, batch_size=batch_size, epochs=epochs, seed=seed, train_samples=len(y_train), amp=amp,
-            compile=False, fast=True, cuda_graph=False,
-        ),
-        device=str(target),
-        steps_per_epoch=steps_per_epoch,
-    )
-    state = TrainState(model=model, optimizer=optimizer, history=history)
-    generator = torch.Generator(device=target).manual_seed(seed)
-    check_every = 1 if target.type == "cpu" else GPU_CHECK_EVERY
-    bar = _progress_bar(progress, epochs, epochs * steps_per_epoch)
+    steps_per_epoch = history.steps_per_epoch
     graph: torch.cuda.CUDAGraph | None = None
-    for callback in callbacks:
-        callback.on_train_begin(state)
 
     run_start = time.perf_counter()
     model.train()

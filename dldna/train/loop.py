@@ -9,6 +9,7 @@ loss is checked at every step).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -78,6 +79,67 @@ def _progress_bar(show: bool | None, epochs: int, steps: int):
 
         show = os.environ.get("DLDNA_PROGRESS", "1") != "0" and steps >= PROGRESS_MIN_STEPS
     return tqdm(total=epochs, unit="epoch", disable=not show, leave=False)
+
+
+@dataclass
+class RunStart:
+    """What every training loop sets up before its first step: the splits on the device, the History it fills,
+    the callbacks' state, the batch-order generator and the progress bar."""
+
+    device: torch.device
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_eval: torch.Tensor
+    y_eval: torch.Tensor
+    history: History
+    state: TrainState
+    generator: torch.Generator
+    check_every: int
+    bar: object
+
+
+def start_run(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Dataset,
+    *,
+    device: torch.device | str | None,
+    eval_split: str,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    progress: bool | None,
+    callbacks: Sequence[Callback],
+    **settings: object,
+) -> RunStart:
+    """Move data and model to the device, describe the run in a fresh History (``settings`` are added to its
+    config), seed the batch order and tell the callbacks that training begins."""
+    target = torch.device(device) if device is not None else data.device
+    data = data.to(target)
+    model.to(target)
+    x_train, y_train = data.split("train")
+    x_eval, y_eval = data.split(eval_split)
+    steps_per_epoch = -(-len(y_train) // batch_size)
+    history = History(
+        config=_describe_run(model, optimizer, batch_size=batch_size, epochs=epochs, seed=seed, train_samples=len(y_train), **settings),
+        device=str(target),
+        steps_per_epoch=steps_per_epoch,
+    )
+    state = TrainState(model=model, optimizer=optimizer, history=history)
+    for callback in callbacks:
+        callback.on_train_begin(state)
+    return RunStart(
+        device=target,
+        x_train=x_train,
+        y_train=y_train,
+        x_eval=x_eval,
+        y_eval=y_eval,
+        history=history,
+        state=state,
+        generator=torch.Generator(device=target).manual_seed(seed),
+        check_every=1 if target.type == "cpu" else GPU_CHECK_EVERY,
+        bar=_progress_bar(progress, epochs, epochs * steps_per_epoch),
+    )
 
 
 def check_run_arguments(epochs: int, batch_size: int, max_grad_norm: float | None) -> None:
@@ -175,27 +237,14 @@ def fit(
     if scheduler_interval not in ("step", "epoch"):
         raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
 
-    target = torch.device(device) if device is not None else data.device
-    data = data.to(target)
-    model.to(target)
-    x_train, y_train = data.split("train")
-    x_eval, y_eval = data.split(eval_split)
+    run = start_run(
+        model, optimizer, data, device=device, eval_split=eval_split, epochs=epochs, batch_size=batch_size, seed=seed,
+        progress=progress, callbacks=callbacks, amp=amp, compile=compile,
+    )
+    target, x_train, y_train, x_eval, y_eval = run.device, run.x_train, run.y_train, run.x_eval, run.y_eval
+    history, state, generator, check_every, bar = run.history, run.state, run.generator, run.check_every, run.bar
     params = [p for p in model.parameters() if p.requires_grad]
     forward = torch.compile(model) if compile else model
-    steps_per_epoch = -(-len(y_train) // batch_size)
-    history = History(
-        config=_describe_run(
-            model, optimizer, batch_size=batch_size, epochs=epochs, seed=seed, train_samples=len(y_train), amp=amp, compile=compile
-        ),
-        device=str(target),
-        steps_per_epoch=steps_per_epoch,
-    )
-    state = TrainState(model=model, optimizer=optimizer, history=history)
-    generator = torch.Generator(device=target).manual_seed(seed)
-    check_every = 1 if target.type == "cpu" else GPU_CHECK_EVERY
-    bar = _progress_bar(progress, epochs, epochs * steps_per_epoch)
-    for callback in callbacks:
-        callback.on_train_begin(state)
 
     run_start = time.perf_counter()
     model.train()
