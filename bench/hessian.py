@@ -97,10 +97,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--trace-samples", type=int, default=20)
+    parser.add_argument("--trace-samples", type=int, default=20, help="probe vectors per trace estimate (>= 4, Hutch++'s minimum)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: dldna.config.device())")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     args = parser.parse_args()
+    if args.trace_samples < 4 or args.repeats < 1 or min(args.sizes) < 1:
+        parser.error("--trace-samples must be >= 4, --repeats and --sizes >= 1")
     warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph=True")  # PyHessian, every call
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -3,9 +3,6 @@ Nothing downloads: the archives are made by the test and their checksum is regis
 
 from __future__ import annotations
 
-import io
-import pickle
-import tarfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,33 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from dldna.data import DataError, load_cifar, random_crop_flip
+from dldna.data import DataError, load_cifar, random_crop_flip, write_cifar_archive
 from dldna.data import cifar
 from dldna.models import ResidualCNN, VisionTransformer
 
 
-def _add(archive: tarfile.TarFile, name: str, payload: dict) -> None:
-    raw = pickle.dumps(payload)
-    info = tarfile.TarInfo(name)
-    info.size = len(raw)
-    archive.addfile(info, io.BytesIO(raw))
-
-
-def write_archive(folder: Path, spec: cifar.CifarArchive, per_batch: int, classes: int, seed: int = 0) -> tuple[Path, np.ndarray]:
-    """A CIFAR-format ``.tar.gz`` with ``per_batch`` images per batch; returns its path and the training images."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / spec.archive
-    train_images = []
-    with tarfile.open(path, "w:gz") as archive:
-        for member in (*spec.train_members, spec.test_member):
-            data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-            labels = [int(i % classes) for i in range(per_batch)]
-            if member != spec.test_member:
-                train_images.append(data)
-            _add(archive, member, {b"data": data, spec.label_key: labels})
-        _add(archive, spec.meta_member, {spec.names_key: [f"class{i}".encode() for i in range(classes)]})
-    return path, np.concatenate(train_images).reshape(-1, 3, 32, 32)
+def write_archive(folder: Path, variant: str, per_batch: int) -> tuple[Path, np.ndarray]:
+    """``variant``'s archive, under its official name in ``folder``, with ``per_batch`` images per batch;
+    returns its path and the training images."""
+    spec = cifar.ARCHIVES[variant]
+    path = folder / spec.name / spec.archive
+    return path, write_cifar_archive(path, variant, train_size=per_batch * len(spec.train_members), test_size=per_batch)
 
 
 @pytest.fixture
@@ -59,7 +40,7 @@ def register_checksum(monkeypatch: pytest.MonkeyPatch, variant: str, path: Path)
 def test_loads_the_real_archive_format(data_dir: Path, monkeypatch: pytest.MonkeyPatch, variant: str, classes: int) -> None:
     spec = cifar.ARCHIVES[variant]
     per_batch = 200
-    path, train_images = write_archive(data_dir / spec.name, spec, per_batch, classes)
+    path, train_images = write_archive(data_dir, variant, per_batch)
     register_checksum(monkeypatch, variant, path)
     data = load_cifar(variant, device="cpu")
     assert data.x_train.shape == (per_batch * len(spec.train_members), 3, 32, 32)
@@ -75,7 +56,7 @@ def test_loads_the_real_archive_format(data_dir: Path, monkeypatch: pytest.Monke
 
 
 def test_subsets_are_balanced_and_deterministic(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path, _ = write_archive(data_dir / "cifar-10", cifar.CIFAR10, 100, 10)
+    path, _ = write_archive(data_dir, "cifar10", 100)
     register_checksum(monkeypatch, "cifar10", path)
     first = load_cifar(device="cpu", train_size=50, test_size=20, val_size=30, seed=3)
     second = load_cifar(device="cpu", train_size=50, test_size=20, val_size=30, seed=3)
@@ -100,6 +81,24 @@ def test_corrupt_archive_is_rejected(data_dir: Path) -> None:
 def test_unknown_variant_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="variant"):
         load_cifar("cifar1000")
+    with pytest.raises(ValueError, match="variant"):
+        write_cifar_archive("unused.tar.gz", "cifar1000")
+
+
+def test_an_archive_given_by_path_is_read_without_its_checksum(data_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "made here" / "cifar100.tar.gz"
+    train_images = write_cifar_archive(path, "cifar100", train_size=300, test_size=40, seed=5)
+    data = load_cifar("cifar100", device="cpu", archive=path, download=False)
+    assert data.x_train.shape == (300, 3, 32, 32) and len(data.y_test) == 40 and data.num_classes == 100
+    assert torch.bincount(data.y_train, minlength=100).tolist() == [3] * 100
+    restored = (data.unnormalize(data.x_train) * 255).round().to(torch.uint8)
+    stored_order = np.lexsort(train_images.reshape(300, -1).T[::-1])
+    loaded_order = np.lexsort(restored.reshape(300, -1).numpy().T[::-1])
+    np.testing.assert_array_equal(restored.numpy()[loaded_order], train_images[stored_order])
+    with pytest.raises(DataError, match="does not exist"):
+        load_cifar("cifar100", device="cpu", archive=tmp_path / "missing.tar.gz")
+    with pytest.raises(ValueError, match="train_size"):
+        write_cifar_archive(tmp_path / "c10.tar.gz", "cifar10", train_size=12)
 
 
 def test_crop_and_flip_move_pixels_as_described() -> None:

@@ -39,3 +39,10 @@ def test_unknown_names_are_value_errors() -> None:
         run_at_scale(tiny_cifar(), "mlp", "AdamW", epochs=1, models=TINY_MODELS)
     with pytest.raises(ValueError, match="optimizer"):
         run_at_scale(tiny_cifar(), "cnn", "Adam", epochs=1, models=TINY_MODELS)
+
+
+def test_max_steps_times_a_partial_epoch_as_a_whole_one() -> None:
+    data = tiny_cifar()
+    run = run_at_scale(data, "cnn", "AdamW", epochs=2, batch_size=32, amp=False, max_steps=2, models=TINY_MODELS)
+    assert run.history.num_steps == 2 and len(run.history.epochs["time_s"]) == 1
+    assert run.seconds_per_epoch == pytest.approx(run.history.epochs["time_s"][0] * 3 / 2)

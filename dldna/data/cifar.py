@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import pickle
 import tarfile
 from dataclasses import dataclass
@@ -87,11 +88,19 @@ def _unpickle(archive: tarfile.TarFile, member: str) -> dict[bytes, object]:
 
 
 @functools.lru_cache(maxsize=2)
-def _raw_arrays(variant: str, allow_download: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Train/test uint8 images ``(N, 3, 32, 32)``, int64 labels and class names, read once per process."""
+def _raw_arrays(
+    variant: str, allow_download: bool, archive_path: Path | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Train/test uint8 images ``(N, 3, 32, 32)``, int64 labels and class names, read once per process from
+    ``archive_path`` or else from the located (and verified) official archive."""
     spec = ARCHIVES[variant]
-    remote = RemoteFile(spec.archive, (URL_BASE + spec.archive,), spec.md5, md5_file)
-    path = locate(spec.name, remote, (), _fix_message(spec), allow_download)
+    if archive_path is None:
+        remote = RemoteFile(spec.archive, (URL_BASE + spec.archive,), spec.md5, md5_file)
+        path = locate(spec.name, remote, (), _fix_message(spec), allow_download)
+    elif archive_path.is_file():
+        path = archive_path
+    else:
+        raise DataError(f"archive {archive_path} does not exist")
     try:
         with tarfile.open(path, "r:gz") as archive:
             train = [_unpickle(archive, member) for member in spec.train_members]
@@ -119,16 +128,19 @@ def load_cifar(
     val_size: int = 0,
     seed: int = 0,
     download: bool = True,
+    archive: str | Path | None = None,
 ) -> Dataset:
     """CIFAR-10 (``"cifar10"``) or CIFAR-100 (``"cifar100"``, fine labels) as normalised device tensors.
 
     Subsets and the validation split work as in :func:`~dldna.data.load_fashion_mnist`; the per-channel mean
     and standard deviation come from the full training set. Only bytes cross to the device; the conversion to
-    float happens there.
+    float happens there. ``archive`` reads that file (in the official format, e.g. one made by
+    :func:`write_cifar_archive`) instead of the official archive, and skips the checksum.
     """
     if variant not in ARCHIVES:
         raise ValueError(f"variant must be one of {sorted(ARCHIVES)}, got {variant!r}")
-    x_all, y_all, x_test, y_test, classes = _raw_arrays(variant, download)
+    archive_path = None if archive is None else Path(archive).resolve()
+    x_all, y_all, x_test, y_test, classes = _raw_arrays(variant, download, archive_path)
     target = default_device(device)
     train_idx, val_idx, test_idx = split_indices(
         y_all, y_test, train_size=train_size, test_size=test_size, val_size=val_size, seed=seed
@@ -157,3 +169,44 @@ def load_cifar(
         x_val=None if val_idx is None else to_images(x_all[val_idx]),
         y_val=None if val_idx is None else to_labels(y_all[val_idx]),
     )
+
+
+def write_cifar_archive(
+    path: str | Path, variant: str = "cifar10", *, train_size: int = 50000, test_size: int = 10000, seed: int = 0
+) -> np.ndarray:
+    """Write random uint8 images in the official archive format of ``variant`` to ``path`` and return the
+    training images ``(train_size, 3, 32, 32)``.
+
+    Labels cycle through the classes. The defaults give the real sizes, so loaders, augmentation and training
+    can be timed at full scale where the real data cannot be downloaded (tests, benchmarks); nothing in the
+    images is learnable.
+    """
+    if variant not in ARCHIVES:
+        raise ValueError(f"variant must be one of {sorted(ARCHIVES)}, got {variant!r}")
+    spec = ARCHIVES[variant]
+    members = len(spec.train_members)
+    if train_size < members or train_size % members:
+        raise ValueError(f"train_size must be a positive multiple of {members} for {variant}, got {train_size}")
+    if test_size < 1:
+        raise ValueError(f"test_size must be >= 1, got {test_size}")
+    classes = 10 if variant == "cifar10" else 100
+    rng = np.random.default_rng(seed)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    def add(archive: tarfile.TarFile, member: str, payload: dict[bytes, object]) -> None:
+        raw = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        info = tarfile.TarInfo(member)
+        info.size = len(raw)
+        archive.addfile(info, io.BytesIO(raw))
+
+    def batch(count: int) -> dict[bytes, object]:
+        return {b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8), spec.label_key: [i % classes for i in range(count)]}
+
+    train_batches = [batch(train_size // members) for _ in spec.train_members]
+    with tarfile.open(target, "w:gz", compresslevel=1) as archive:
+        for member, payload in zip(spec.train_members, train_batches):
+            add(archive, member, payload)
+        add(archive, spec.test_member, batch(test_size))
+        add(archive, spec.meta_member, {spec.names_key: [f"class{i}".encode() for i in range(classes)]})
+    return np.concatenate([b[b"data"] for b in train_batches]).reshape(-1, 3, 32, 32)

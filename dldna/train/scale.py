@@ -8,7 +8,6 @@ accuracy and loss, the gradient norm, the optimizer's state in bytes, peak GPU m
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
@@ -51,6 +50,8 @@ class ScaleRun:
     state_bytes: int
     peak_memory_bytes: int | None
     seconds_per_epoch: float
+    """Training time of the last epoch (evaluation excluded), scaled up to a whole epoch when ``max_steps``
+    ended it early; a single epoch includes warm-up and compilation."""
 
     def row(self) -> list[object]:
         """The run as a row of the chapter's table."""
@@ -82,11 +83,13 @@ def run_at_scale(
     amp: bool = True,
     compile: bool = False,
     seed: int = 0,
+    max_steps: int | None = None,
     models: Mapping[str, ModelFactory] = SCALE_MODELS,
     optimizers: Mapping[str, OptimizerFactory] = SCALE_OPTIMIZERS,
 ) -> ScaleRun:
     """Train ``models[model]`` with ``optimizers[optimizer]`` on ``data`` with augmentation and a warm-up +
-    cosine schedule; ``amp`` trains under bfloat16 autocast, ``compile`` through ``torch.compile``."""
+    cosine schedule; ``amp`` trains under bfloat16 autocast, ``compile`` through ``torch.compile``.
+    ``max_steps`` stops early (the schedule still spans ``epochs``): enough to time a step at full size."""
     if model not in models:
         raise ValueError(f"model must be one of {sorted(models)}, got {model!r}")
     if optimizer not in optimizers:
@@ -101,12 +104,14 @@ def run_at_scale(
     on_gpu = data.device.type == "cuda"
     if on_gpu:
         torch.cuda.reset_peak_memory_stats(data.device)
-    start = time.perf_counter()
     history = fit(
         network, opt, data, epochs=epochs, batch_size=batch_size, scheduler=scheduler, seed=seed, amp=amp,
         compile=compile, augment=functools.partial(random_crop_flip, generator=generator), progress=False,
+        max_steps=max_steps,
     )
-    elapsed = time.perf_counter() - start
+    steps_per_epoch = history.steps_per_epoch
+    last_epoch_steps = history.num_steps - steps_per_epoch * (len(history.epochs["time_s"]) - 1)
+    last_epoch_seconds = history.epochs["time_s"][-1] if history.epochs["time_s"] else float("nan")
     return ScaleRun(
         model=model,
         optimizer=optimizer,
@@ -114,5 +119,5 @@ def run_at_scale(
         parameters=sum(p.numel() for p in network.parameters()),
         state_bytes=state_bytes(opt),
         peak_memory_bytes=torch.cuda.max_memory_allocated(data.device) if on_gpu else None,
-        seconds_per_epoch=elapsed / max(1, len(history.epochs["test_acc"])),
+        seconds_per_epoch=last_epoch_seconds * steps_per_epoch / max(1, last_epoch_steps),
     )

@@ -1,0 +1,47 @@
+"""The benchmark scripts run end to end at toy sizes and print every row they promise (their timings are
+measured by running them, never asserted here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run_script(name: str, *arguments: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / name), "--device", "cpu", *arguments], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_live_prints_every_way_with_both_speed_ups() -> None:
+    out = run_script("live.py", "--train-size", "512", "--epochs", "2", "--configs", "1", "2")
+    ways = ["usual loop", "per-sample Dataset of ready tensors", "TensorDataset", "dldna fit", "fast path", "sweep, 1 ", "sweep, 2 "]
+    table = out[out.index("ms/config-epoch") :]
+    for way in ways:
+        row = next(line for line in table.splitlines() if line.startswith(way))
+        usual, lean = (float(x) for x in re.findall(r"([\d.]+)x", row))
+        assert usual > 0 and lean > 0
+    assert re.search(r"^usual loop.*\s1\.0x", table, re.M), "the usual loop is the first baseline"
+
+
+def test_landscape_surfaces_agree() -> None:
+    out = run_script("landscape.py", "--grid", "3", "--samples", "64")
+    difference = float(re.search(r"max \|difference\|: ([\d.e+-]+)", out).group(1))
+    assert difference < 1e-4
+
+
+def test_hessian_matches_pyhessian_at_a_small_size() -> None:
+    pytest.importorskip("pyhessian")
+    out = run_script("hessian.py", "--sizes", "64", "--repeats", "1", "--trace-samples", "4", "--threads", "1")
+    top = next(line for line in out.splitlines() if re.match(r"\s*64 top-1", line))
+    assert float(top.split()[7]) < 1e-2, "top eigenvalue relative difference"
+    with pytest.raises(AssertionError, match="trace-samples"):
+        run_script("hessian.py", "--trace-samples", "2")
