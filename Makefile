@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # Book builds grade every worked exercise solution and keep progress bars out of the pages.
 BOOK_ENV := DLDNA_STRICT_CHECKS=1 DLDNA_PROGRESS=0 MPLBACKEND=Agg
 
-.PHONY: setup system book test unit site-tests lab student key clean distclean
+.PHONY: setup system book test unit site-tests bench lab student key clean distclean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ site-tests: setup
 	$(BIN)/pytest -m "book or browser" --durations=10
 
 test: unit book site-tests
+
+# Speed, printed as ratios (never asserted): every benchmark at its defaults on dldna's default device (a GPU
+# when there is one), after the tests that need a CUDA device (skipped without one).
+bench: setup
+	$(BIN)/pytest -m gpu -q
+	for script in live landscape hessian scale; do $(BIN)/python bench/$$script.py || exit 1; done
 
 lab: setup
 	$(BIN)/python -m pip install --quiet jupyterlab
