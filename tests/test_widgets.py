@@ -159,11 +159,12 @@ def test_twenty_reruns_leave_no_threads_or_models_behind() -> None:
 def test_gpu_memory_stays_flat_over_reruns() -> None:
     panel = TrainerPanel(blobs(), tiny_model, optimizer="Adam", epochs=1, debounce_s=0, device="cuda", start=False)
     allocated = []
-    for i in range(10):
-        panel.controls.lr.value = 1e-3 * (i + 1)
+    for i in range(100):
+        panel.controls.lr.value = 10 ** (-4 + i / 50)
         panel.wait()
         gc.collect()
         allocated.append(torch.cuda.memory_allocated())
+    assert panel.generation == 100, "every setting started a run"
     assert max(allocated[2:]) - allocated[1] < 2**20, allocated
 
 
