@@ -191,8 +191,9 @@ def fit_fast(
     ``cuda_graph=None`` uses a graph on CUDA devices and the eager step elsewhere; ``True`` asks for one and
     warns when it falls back; ``False`` runs the identical step code eagerly. The batch order, metrics and
     divergence handling are those of ``fit``; learning-rate schedulers and ``compile`` are not supported
-    (a replayed graph cannot see a changed learning rate); ``augment`` must draw its randomness from torch on
-    the device (as :func:`dldna.data.random_crop_flip` does) to be replayed with fresh draws. Callbacks get ``on_step_end`` between replays
+    (a replayed graph cannot see a changed learning rate); ``augment`` must draw its randomness from torch's
+    default generator on the device (as :func:`dldna.data.random_crop_flip` does without ``generator=``) to be
+    replayed with fresh draws; a step that cannot be captured runs eagerly, with a warning. Callbacks get ``on_step_end`` between replays
     without ``state.inputs/targets/loss``; a callback with ``after_backward`` forces the eager step.
     ``history.config["cuda_graph"]`` says whether a graph ran.
     """
