@@ -69,7 +69,7 @@ def test_interpolation_endpoints_are_the_models_and_models_are_unchanged() -> No
     _warm_batchnorm(b, x[50:100] * 2)
     a.train()
     before_a, before_b = _snapshot(a), _snapshot(b)
-    curve = interpolate(a, b, x, y, alphas=[-0.2, 0.0, 0.5, 1.0, 1.2])
+    curve = interpolate(a, b, x, y, alphas=[-0.2, 0.0, 0.5, 1.0, 1.2], method="vmap")
     assert curve.loss[1] == pytest.approx(evaluate(a, x, y)[0], abs=1e-12)
     assert curve.loss[3] == pytest.approx(evaluate(b, x, y)[0], abs=1e-12)
     assert curve.accuracy[1] == evaluate(a, x, y)[1]
@@ -132,11 +132,13 @@ def test_vmap_surface_equals_loop_and_centre_is_base_loss(norm: str | None) -> N
     before = _snapshot(model)
     directions = random_plane(model, seed=1)
     grid = np.linspace(-1, 1, 5)
-    batched = loss_plane(model, x, y, directions, grid, np.linspace(-0.5, 0.5, 3), samples=250, batch_size=64, chunk_size=4)
+    batched = loss_plane(model, x, y, directions, grid, np.linspace(-0.5, 0.5, 3), samples=250, batch_size=64, chunk_size=4, method="vmap")
     loop = loss_plane(model, x, y, directions, grid, np.linspace(-0.5, 0.5, 3), samples=250, batch_size=64, method="loop")
     assert batched.loss.shape == (3, 5) and batched.samples == 250
     np.testing.assert_allclose(batched.loss, loop.loss, rtol=0, atol=1e-10)
     np.testing.assert_array_equal(batched.accuracy, loop.accuracy)
+    automatic = loss_plane(model, x, y, directions, grid, np.linspace(-0.5, 0.5, 3), samples=250, batch_size=64)
+    np.testing.assert_array_equal(automatic.loss, loop.loss)  # on the CPU "auto" is the loop
     base_loss, base_accuracy = evaluate(model, x[:250], y[:250])
     assert batched.loss[1, 2] == pytest.approx(base_loss, abs=1e-12)
     assert batched.centre_loss == batched.loss[1, 2]

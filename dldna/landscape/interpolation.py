@@ -35,7 +35,7 @@ def interpolate(
     samples: int | None = None,
     batch_size: int = 1024,
     chunk_size: int = 16,
-    method: Method = "vmap",
+    method: Method = "auto",
 ) -> Surface:
     """Loss and accuracy of the weights ``(1 - a) * w_a + a * w_b`` for each ``a`` in ``alphas``.
 

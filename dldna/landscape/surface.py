@@ -4,6 +4,9 @@ Every point of a grid is a weight vector ``offset + sum_i c_i * v_i``. Instead o
 model (one ``load_state_dict`` and one forward pass per point), the points of a chunk are stacked and
 ``torch.func.vmap`` runs ``functional_call`` on all of them at once; chunks bound the memory. A plain loop over
 points (``method="loop"``) computes the same numbers and serves as the reference in tests and benchmarks.
+Batching pays where each forward pass is dominated by launching kernels (a GPU); on a CPU both are bound by
+the same matrix products and ``bench/landscape.py`` measured the loop 10-25 % faster, so ``method="auto"``
+(the default) batches on CUDA only.
 
 The model is evaluated in eval mode, so BatchNorm layers use their running statistics (the statistics of the
 trained model at every grid point: they are not recomputed for the moved weights) and dropout is off. The
@@ -24,7 +27,7 @@ from torch.func import functional_call, vmap
 from dldna.landscape.directions import trainable_names, trainable_parameters
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
-Method = Literal["vmap", "loop"]
+Method = Literal["auto", "vmap", "loop"]
 
 
 @dataclass(frozen=True)
@@ -71,16 +74,17 @@ def evaluate_combinations(
     loss_fn: LossFn = F.cross_entropy,
     batch_size: int = 1024,
     chunk_size: int = 16,
-    method: Method = "vmap",
+    method: Method = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean loss and accuracy on ``(x, y)`` at every weight vector ``offset + coefficients[j] @ vectors``.
 
     ``names`` are the model entries (parameters or buffers) the vectors replace; everything else keeps the
     model's values. ``coefficients`` has shape ``(points, len(vectors))``. ``method="vmap"`` evaluates
-    ``chunk_size`` points per forward pass; ``"loop"`` one point at a time. Both use eval mode.
+    ``chunk_size`` points per forward pass; ``"loop"`` one point at a time; ``"auto"`` batches on CUDA and loops
+    elsewhere. All use eval mode.
     """
-    if method not in ("vmap", "loop"):
-        raise ValueError(f"method must be 'vmap' or 'loop', got {method!r}")
+    if method not in ("auto", "vmap", "loop"):
+        raise ValueError(f"method must be 'auto', 'vmap' or 'loop', got {method!r}")
     if batch_size < 1 or chunk_size < 1:
         raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size} and {chunk_size}")
     if coefficients.dim() != 2 or coefficients.shape[1] != len(vectors):
@@ -92,6 +96,8 @@ def evaluate_combinations(
     stacked = [torch.stack([v[k] for v in vectors]) for k in range(len(names))]
     coefficients = coefficients.to(device=stacked[0].device, dtype=stacked[0].dtype)
     classify = not torch.is_floating_point(y)
+    if method == "auto":
+        method = "vmap" if x.device.type == "cuda" else "loop"
 
     def weights_at(c: Tensor) -> dict[str, Tensor]:
         """Weight tensors for the coefficient rows ``c`` (shape ``(points, vectors)``), stacked along dim 0."""
@@ -149,7 +155,7 @@ def loss_line(
     samples: int | None = None,
     batch_size: int = 1024,
     chunk_size: int = 16,
-    method: Method = "vmap",
+    method: Method = "auto",
 ) -> Surface:
     """Loss at ``w + alpha * direction`` for each ``alpha`` (trainable parameters only; eval mode, see module)."""
     return _surface(model, x, y, [direction], [_as_axis(alphas, "alphas")], loss_fn, samples, batch_size, chunk_size, method)
@@ -166,7 +172,7 @@ def loss_plane(
     samples: int | None = None,
     batch_size: int = 1024,
     chunk_size: int = 16,
-    method: Method = "vmap",
+    method: Method = "auto",
 ) -> Surface:
     """Loss at ``w + a * d1 + b * d2`` for every ``a`` in ``xs`` and ``b`` in ``ys`` (eval mode, see module).
 
