@@ -6,7 +6,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from dldna.models.blocks import ActivationSpec, NormSpec, ResidualBlock, make_activation, make_norm
+from dldna.models.blocks import ActivationSpec, BlockSequence, NormSpec, ResidualBlock, make_activation, make_norm
 
 
 class SmallCNN(nn.Module):
@@ -60,7 +60,7 @@ class ResidualCNN(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), make_norm(norm, width, spatial=True), make_activation(activation)
         )
-        self.blocks = nn.Sequential(
+        self.blocks = BlockSequence(
             *(
                 ResidualBlock(
                     nn.Sequential(

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from dldna.models.blocks import ActivationSpec, NormSpec, ResidualBlock, make_activation, make_norm
+from dldna.models.blocks import ActivationSpec, BlockSequence, NormSpec, ResidualBlock, make_activation, make_norm
 
 
 class MLP(nn.Module):
@@ -59,7 +59,7 @@ class ResidualMLP(nn.Module):
     ) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), make_activation(activation))
-        self.blocks = nn.Sequential(
+        self.blocks = BlockSequence(
             *(
                 ResidualBlock(
                     nn.Sequential(

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dldna.models.blocks import BlockSequence
+
 
 class PreNormBlock(nn.Module):
     """``x + attn(LN(x))`` then ``x + mlp(LN(x))``: the pre-norm transformer block."""
@@ -52,7 +54,7 @@ class VisionTransformer(nn.Module):
         self.embed = nn.Conv2d(in_channels, dim, kernel_size=patch, stride=patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.position = nn.Parameter(torch.randn(1, (image_size // patch) ** 2 + 1, dim) * 0.02)
-        self.blocks = nn.Sequential(*(PreNormBlock(dim, heads, mlp_ratio) for _ in range(depth)))
+        self.blocks = BlockSequence(*(PreNormBlock(dim, heads, mlp_ratio) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
