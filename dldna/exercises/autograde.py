@@ -145,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--timeout must be >= 1")
     reports = []
     for submission in args.submissions:
-        report = grade_submission(submission, args.assignment, args.source, args.timeout)
+        try:
+            report = grade_submission(submission, args.assignment, args.source, args.timeout)
+        except ValueError as error:
+            parser.error(str(error))
         print(report.summary(), flush=True)
         reports.append(report)
     if args.csv is not None:
