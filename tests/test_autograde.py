@@ -62,3 +62,6 @@ def test_bad_arguments_are_reported(tmp_path: Path, capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit):
         main([str(empty)])
     assert "calls no check" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(ASSIGNMENT), "--kernel", "no-such-kernel"])
+    assert "no Jupyter kernel named 'no-such-kernel'" in capsys.readouterr().err

@@ -14,7 +14,7 @@ they are only as trustworthy as the notebook's restraint in patching ``dldna`` i
 Usage::
 
     python -m dldna.exercises.autograde submissions/*.ipynb [--assignment chapters/exercises/optimizers.ipynb]
-                                        [--source chapters] [--csv grades.csv] [--timeout 600]
+                                        [--source chapters] [--csv grades.csv] [--timeout 600] [--kernel python3]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from jupyter_client.kernelspec import NoSuchKernel
 from nbclient import NotebookClient
 
 from dldna.exercises import GRADE_LOG_ENV
@@ -78,16 +79,16 @@ def find_assignment(submission: Path, source: Path) -> Path | None:
     return None
 
 
-def run_submission(path: Path, timeout: int) -> list[dict[str, object]]:
-    """Execute the notebook at ``path`` in a fresh kernel (errors do not stop it) and return the verdicts its
-    ``check`` calls logged, in the order they ran."""
+def run_submission(path: Path, timeout: int, kernel: str = "python3") -> list[dict[str, object]]:
+    """Execute the notebook at ``path`` in a fresh ``kernel`` (errors do not stop it) and return the verdicts
+    its ``check`` calls logged, in the order they ran."""
     notebook = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "checks.jsonl"
         log.touch()
         env = {"DLDNA_STRICT_CHECKS": "0", "DLDNA_PROGRESS": "0", "MPLBACKEND": "Agg", GRADE_LOG_ENV: str(log)}
         client = NotebookClient(
-            notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
+            notebook, timeout=timeout, kernel_name=kernel, allow_errors=True,
             resources={"metadata": {"path": str(path.parent.resolve())}},
         )
         saved = dict(os.environ)
@@ -100,16 +101,18 @@ def run_submission(path: Path, timeout: int) -> list[dict[str, object]]:
         return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
-def grade_submission(path: Path, assignment: Path | None = None, source: Path = Path("chapters"), timeout: int = 600) -> Report:
-    """Run one submission and grade every exercise of its assignment (``assignment``, else the book's notebook
-    of the same name under ``source``, else the checks found in the submission itself)."""
+def grade_submission(
+    path: Path, assignment: Path | None = None, source: Path = Path("chapters"), timeout: int = 600, kernel: str = "python3"
+) -> Report:
+    """Run one submission in ``kernel`` and grade every exercise of its assignment (``assignment``, else the
+    book's notebook of the same name under ``source``, else the checks found in the submission itself)."""
     assignment = assignment or find_assignment(path, source)
     expected_from = assignment if assignment is not None else path
     expected = checked_exercises(nbformat.read(expected_from, as_version=4))
     if not expected:
         raise ValueError(f"{expected_from} calls no check(...): nothing to grade")
     last: dict[str, dict[str, object]] = {}
-    for record in run_submission(path, timeout):
+    for record in run_submission(path, timeout, kernel):
         last[str(record["id"])] = record
     verdicts = [
         Verdict(exercise, bool(last[exercise]["passed"]), str(last[exercise]["message"]))
@@ -137,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=Path("chapters"), help="where the book's notebooks are")
     parser.add_argument("--csv", type=Path, default=None, help="write every verdict to this CSV file")
     parser.add_argument("--timeout", type=int, default=600, help="seconds one cell may run")
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel that has dldna installed (default: python3)")
     args = parser.parse_args(argv)
     missing = [str(p) for p in [*args.submissions, *([args.assignment] if args.assignment else [])] if not p.is_file()]
     if missing:
@@ -146,9 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     reports = []
     for submission in args.submissions:
         try:
-            report = grade_submission(submission, args.assignment, args.source, args.timeout)
+            report = grade_submission(submission, args.assignment, args.source, args.timeout, args.kernel)
         except ValueError as error:
             parser.error(str(error))
+        except NoSuchKernel:
+            parser.error(f"no Jupyter kernel named {args.kernel!r}; `jupyter kernelspec list` shows the installed ones")
         print(report.summary(), flush=True)
         reports.append(report)
     if args.csv is not None:
