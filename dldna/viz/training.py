@@ -54,14 +54,16 @@ def plot_runs(runs: Runs, title: str | None = None, log_loss: bool = True) -> pl
 
 
 def plotly_runs(runs: Runs, title: str | None = None, max_points: int = 400) -> go.Figure:
-    """Interactive version of :func:`plot_runs`; step curves are downsampled to ``max_points`` to keep pages light."""
+    """Interactive version of :func:`plot_runs`; step curves are downsampled to ``max_points`` to keep pages
+    light (the last step is always kept), and a diverged run says so in its legend entry."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss", "Test accuracy"))
     palette = [to_hex(color) for color in plt.rcParams["axes.prop_cycle"].by_key()["color"]]
     for i, (name, run) in enumerate(runs.items()):
         color = palette[i % len(palette)]
         loss = smooth(run.steps["loss"], _smoothing_window(run))
         keep = np.unique(np.linspace(0, len(loss) - 1, min(max_points, len(loss))).astype(int)) if len(loss) else []
-        fig.add_scatter(x=np.asarray(keep) + 1, y=loss[keep], name=name, line=dict(color=color), legendgroup=name, row=1, col=1)
+        label = f"{name} (diverged at step {run.diverged_at})" if run.diverged else name
+        fig.add_scatter(x=np.asarray(keep) + 1, y=loss[keep], name=label, line=dict(color=color), legendgroup=name, row=1, col=1)
         epochs = np.arange(1, len(run.epochs["test_acc"]) + 1)
         fig.add_scatter(
             x=epochs, y=100 * np.asarray(run.epochs["test_acc"]), name=name, mode="lines+markers",

@@ -1,0 +1,77 @@
+"""Figures: what each plotting function draws from given runs and surfaces (no model is trained here)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from dldna.landscape.surface import Surface
+from dldna.train.history import History
+from dldna.viz.landscape import plot_contour, plot_interpolation, plotly_surface
+from dldna.viz.training import plot_runs, plotly_runs, smooth
+
+
+def run(losses: list[float], accuracies: list[float], steps_per_epoch: int, diverged_at: int | None = None) -> History:
+    history = History(steps_per_epoch=steps_per_epoch, status="completed" if diverged_at is None else "diverged", diverged_at=diverged_at)
+    history.steps["loss"] = losses
+    history.epochs["test_acc"] = accuracies
+    return history
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_smooth_is_a_trailing_mean() -> None:
+    np.testing.assert_allclose(smooth([1, 2, 3, 4], 2), [1.0, 1.5, 2.5, 3.5])
+    np.testing.assert_allclose(smooth([1, 2, 3, 4], 3), [1.0, 1.5, 2.0, 3.0])
+    np.testing.assert_array_equal(smooth([5, 7], 1), [5.0, 7.0])
+    assert len(smooth([], 4)) == 0
+
+
+def test_runs_figures_mark_divergence_and_downsample() -> None:
+    good = run(list(np.linspace(2.3, 0.5, 1000)), [0.6, 0.7, 0.8], steps_per_epoch=10)
+    bad = run([2.3, 5.0, 80.0, float("inf")], [], steps_per_epoch=10, diverged_at=3)
+    fig = plot_runs({"good": good, "bad": bad})
+    ax_loss, ax_acc = fig.axes
+    assert [line.get_xdata()[0] for line in ax_loss.get_lines() if line.get_linestyle() == ":"] == [4]
+    assert "bad: diverged at step 3" in [text.get_text() for text in ax_acc.get_legend().get_texts()]
+    np.testing.assert_allclose(ax_acc.get_lines()[0].get_ydata(), [60.0, 70.0, 80.0])
+
+    interactive = plotly_runs({"good": good, "bad": bad}, max_points=50)
+    loss_good, acc_good, loss_bad, _ = interactive.data
+    assert len(loss_good.x) == 50 and loss_good.x[0] == 1 and loss_good.x[-1] == 1000
+    assert loss_good.name == "good" and loss_bad.name == "bad (diverged at step 3)"
+    np.testing.assert_allclose(acc_good.y, [60.0, 70.0, 80.0])
+
+
+def plane(n: int = 5) -> Surface:
+    axis = np.linspace(-1, 1, n)
+    loss = 1 + axis[None, :] ** 2 + 2 * axis[:, None] ** 2
+    return Surface(axes=(axis, axis), loss=loss, accuracy=np.full_like(loss, 0.5), samples=10)
+
+
+def test_landscape_figures_draw_the_given_surface() -> None:
+    surface = plane()
+    path = np.array([[1.0, 1.0], [0.5, 0.2], [0.0, 0.0]])
+    ax = plot_contour(surface, path=path, title="bowl")
+    trajectory = next(line for line in ax.get_lines() if line.get_label() == "trajectory")
+    np.testing.assert_array_equal(trajectory.get_xydata(), path)
+    assert ax.get_title() == "bowl"
+    figure = plotly_surface(surface, path=path, path_loss=np.array([4.0, 1.33, 1.0]))
+    np.testing.assert_allclose(figure.data[0].z, np.log10(surface.loss))
+    np.testing.assert_allclose(figure.data[1].z, np.log10([4.0, 1.33, 1.0]))
+    line = Surface(axes=(np.linspace(0, 1, 3),), loss=np.array([1.0, 0.5, 0.8]), accuracy=np.array([0.1, 0.5, 0.3]), samples=10)
+    interpolation = plot_interpolation({"a to b": line})
+    np.testing.assert_allclose(interpolation.axes[1].get_lines()[0].get_ydata(), [10.0, 50.0, 30.0])
+    with pytest.raises(ValueError, match="2-D plane"):
+        plotly_surface(line)
+    with pytest.raises(ValueError, match="must be 1-D"):
+        plot_interpolation({"plane": surface})
