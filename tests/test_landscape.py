@@ -233,3 +233,52 @@ def test_persistence_counts_two_basins() -> None:
     assert finite.max() > 0.3
     bowl = np.add.outer(xs**2, xs**2)
     assert sublevel_persistence(bowl).basins(1e-9) == 1
+
+
+def test_hessian_directions_are_orthonormal_eigenvectors_of_the_exact_hessian() -> None:
+    from dldna.landscape.directions import flatten, hessian_directions, trainable_parameters
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x, y = torch.randn(20, 3, dtype=torch.float64), torch.randint(0, 2, (20,))
+    directions, eigenvalues = hessian_directions(model, x, y, k=2, seed=0)
+    params = trainable_parameters(model)
+    names = [name for name, _ in model.named_parameters()]
+    shapes = [p.shape for p in params]
+
+    def loss_of(vector: torch.Tensor) -> torch.Tensor:
+        pieces, start = {}, 0
+        for name, shape in zip(names, shapes):
+            pieces[name] = vector[start : start + shape.numel()].view(shape)
+            start += shape.numel()
+        return F.cross_entropy(torch.func.functional_call(model, pieces, (x,)), y)
+
+    hessian = torch.func.hessian(loss_of)(flatten([p.detach() for p in params]))
+    exact = torch.linalg.eigvalsh(hessian).flip(0)[:2]
+    np.testing.assert_allclose(eigenvalues, exact.numpy(), rtol=1e-3)
+    vectors = torch.stack([flatten(d) for d in directions])
+    torch.testing.assert_close(vectors @ vectors.T, torch.eye(2, dtype=torch.float64), atol=1e-6, rtol=0)
+    for vector, value in zip(vectors, eigenvalues):
+        torch.testing.assert_close(hessian @ vector, value * vector, atol=2e-3 * abs(value), rtol=0)
+    assert [d.shape for d in directions[0]] == shapes
+
+
+def test_pca_directions_recover_the_line_a_run_moved_along() -> None:
+    from dldna.landscape.directions import flatten, pca_directions, trainable_parameters
+    from dldna.landscape.trajectory import embed_snapshots
+
+    model = nn.Linear(4, 3)
+    size = sum(p.numel() for p in trainable_parameters(model))
+    generator = torch.Generator().manual_seed(0)
+    line = torch.randn(size, generator=generator, dtype=torch.float64)
+    line /= line.norm()
+    steps = torch.linspace(0, 5, 12, dtype=torch.float64)
+    snapshots = steps[:, None] * line + 0.01 * torch.randn(12, size, generator=generator, dtype=torch.float64)
+    directions, explained = pca_directions(model, snapshots, k=2)
+    first = flatten(directions[0]).double()
+    assert abs(float(first @ line)) > 0.999 and explained[0] > 0.99
+    assert [d.shape for d in directions[0]] == [p.shape for p in model.parameters()]
+    for method in ("pca", "tsne"):
+        assert embed_snapshots(snapshots, method=method).shape == (12, 2)
+    with pytest.raises(ValueError, match="'pca' or 'tsne'"):
+        embed_snapshots(snapshots, method="umap")
