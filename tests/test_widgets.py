@@ -193,3 +193,29 @@ def test_playground_follows_surface_and_optimizer_changes() -> None:
     np.testing.assert_allclose(playground.trajectory.points, expected.points)
     with pytest.raises(ValueError, match="surface"):
         Playground(surface="no such surface")
+
+
+def test_bad_settings_are_refused_and_a_failing_run_says_why() -> None:
+    for options, argument in (
+        (dict(optimizer="Adamax"), "optimizer"),
+        (dict(batch_size=100), "batch_size"),
+        (dict(epochs=0), "epochs"),
+        (dict(debounce_s=-1.0), "debounce_s"),
+    ):
+        with pytest.raises(ValueError, match=argument):
+            TrainerPanel(blobs(), tiny_model, device="cpu", start=False, **options)
+    wrong_input = lambda: nn.Sequential(nn.Linear(3, 4))  # blobs have two features
+    panel = TrainerPanel(blobs(), wrong_input, optimizer="SGD", epochs=1, debounce_s=0, device="cpu", start=False)
+    panel.controls.lr.value = 0.05
+    panel.wait()
+    assert "could not train" in panel.status.value and panel.history is None
+
+
+def test_close_stops_the_run_in_progress() -> None:
+    panel = TrainerPanel(blobs(n_train=16384), tiny_model, optimizer="SGD", epochs=20, batch_size=16, debounce_s=0, device="cpu", start=False)
+    panel.controls.lr.value = 0.05
+    time.sleep(0.2)
+    started = time.monotonic()
+    panel.close()
+    assert time.monotonic() - started < 5
+    assert panel._thread is not None and not panel._thread.is_alive()
