@@ -223,3 +223,19 @@ def sophia_change() -> list[float]:
 )
 def sophia_step(answer: list[float]) -> tuple[bool, str]:
     return all_close(answer, sophia_change(), rel=1e-6, abs_tol=1e-12)
+
+
+@register(
+    "modern.activation-bytes",
+    hint="Per image, count the numbers a layer needs again in the backward pass: a linear layer keeps its input, "
+    "a ReLU its output. A tensor kept by two layers is stored once, and weights are parameters, not activations.",
+)
+def activation_bytes_by_hand(answer: int) -> tuple[bool, str]:
+    from torch import nn
+
+    from dldna.train import activation_bytes
+
+    batch = 32
+    network = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    expected = activation_bytes(network, torch.zeros(batch, 784), torch.zeros(batch), lambda outputs, targets: outputs.sum())
+    return close(answer, expected, rel=0.0, abs_tol=0.5)
