@@ -4,9 +4,9 @@ Writes random images in the official CIFAR-100 archive format with the real size
 test images) unless ``--archive`` names a real archive, loads them with ``dldna.data.load_cifar``, and trains
 each network of ``dldna.train.scale.SCALE_MODELS`` with each optimizer of ``SCALE_OPTIMIZERS`` through
 ``run_at_scale`` (on-device crop-and-flip, warm-up + cosine, bfloat16 autocast on CUDA). Prints seconds per
-epoch (training only), peak GPU memory and optimizer-state bytes per run, then float32 vs bfloat16 vs
-bfloat16 + ``torch.compile`` for the CNN with AdamW. Random images carry nothing to learn, so the accuracies
-are chance; the times and memory are those of the real data.
+epoch (training only), peak GPU memory and optimizer-state bytes per run, then, for the CNN with AdamW,
+float32 vs bfloat16 vs bfloat16 + ``torch.compile`` vs bfloat16 + gradient checkpointing. Random images carry
+nothing to learn, so the accuracies are chance; the times and memory are those of the real data.
 
 On a CPU the full epoch takes hours: the default there is ``--max-steps 3`` per run (the time per epoch is
 then the last epoch's steps scaled up) and a 1,000-image test split.
@@ -67,9 +67,15 @@ def main() -> None:
     print(markdown_table(TABLE_HEADERS, [run.row() for run in runs]))
 
     if on_cuda:
-        print("\nResNet-style CNN with AdamW: precision and compilation")
+        print("\nResNet-style CNN with AdamW: precision, compilation and gradient checkpointing")
         rows = []
-        for label, options in {"float32": dict(amp=False), "bfloat16": dict(amp=True), "bfloat16 + compile": dict(amp=True, compile=True)}.items():
+        variants = {
+            "float32": dict(amp=False),
+            "bfloat16": dict(amp=True),
+            "bfloat16 + compile": dict(amp=True, compile=True),
+            "bfloat16 + gradient checkpointing": dict(amp=True, checkpoint_blocks=True),
+        }
+        for label, options in variants.items():
             run = run_at_scale(data, "ResNet-style CNN", "AdamW", epochs=args.epochs, max_steps=max_steps, **options)
             rows.append([label, f"{run.seconds_per_epoch:.2f}", f"{run.peak_memory_bytes / 2**20:,.0f}"])
         print(markdown_table(["precision", "s / epoch", "peak GPU memory (MiB)"], rows))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,3 +47,9 @@ def test_max_steps_times_a_partial_epoch_as_a_whole_one() -> None:
     run = run_at_scale(data, "cnn", "AdamW", epochs=2, batch_size=32, amp=False, max_steps=2, models=TINY_MODELS)
     assert run.history.num_steps == 2 and len(run.history.epochs["time_s"]) == 1
     assert run.seconds_per_epoch == pytest.approx(run.history.epochs["time_s"][0] * 3 / 2)
+
+
+def test_checkpointed_blocks_train_to_the_same_weights() -> None:
+    plain = run_at_scale(tiny_cifar(), "vit", "AdamW", epochs=1, batch_size=32, amp=False, models=TINY_MODELS)
+    checkpointed = run_at_scale(tiny_cifar(), "vit", "AdamW", epochs=1, batch_size=32, amp=False, models=TINY_MODELS, checkpoint_blocks=True)
+    np.testing.assert_allclose(checkpointed.history.steps["loss"], plain.history.steps["loss"], rtol=1e-5)

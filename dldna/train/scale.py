@@ -17,7 +17,7 @@ from torch import nn
 import dldna
 from dldna.data import Dataset, random_crop_flip
 from dldna.dynamics import make_scheduler
-from dldna.models import ResidualCNN, VisionTransformer
+from dldna.models import ResidualCNN, VisionTransformer, set_gradient_checkpointing
 from dldna.optim import SGD, AdamW, Lion, state_bytes
 from dldna.train.history import History
 from dldna.train.loop import fit
@@ -84,18 +84,23 @@ def run_at_scale(
     compile: bool = False,
     seed: int = 0,
     max_steps: int | None = None,
+    checkpoint_blocks: bool = False,
     models: Mapping[str, ModelFactory] = SCALE_MODELS,
     optimizers: Mapping[str, OptimizerFactory] = SCALE_OPTIMIZERS,
 ) -> ScaleRun:
     """Train ``models[model]`` with ``optimizers[optimizer]`` on ``data`` with augmentation and a warm-up +
     cosine schedule; ``amp`` trains under bfloat16 autocast, ``compile`` through ``torch.compile``.
-    ``max_steps`` stops early (the schedule still spans ``epochs``): enough to time a step at full size."""
+    ``max_steps`` stops early (the schedule still spans ``epochs``): enough to time a step at full size.
+    ``checkpoint_blocks`` recomputes each residual block in the backward pass instead of storing its
+    activations (:func:`dldna.models.set_gradient_checkpointing`)."""
     if model not in models:
         raise ValueError(f"model must be one of {sorted(models)}, got {model!r}")
     if optimizer not in optimizers:
         raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {optimizer!r}")
     dldna.set_seed(seed)
     network = models[model](data.num_classes).to(data.device)
+    if checkpoint_blocks:
+        set_gradient_checkpointing(network)
     opt = optimizers[optimizer](network.parameters())
     steps = epochs * -(-len(data.y_train) // batch_size)
     warmup = max(1, int(warmup_epochs * steps / epochs))
