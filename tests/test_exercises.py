@@ -7,21 +7,19 @@ verdicts in the built pages. Here the student edition is executed to show every 
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from dldna.exercises import check, exercises, grade, register
+from dldna.exercises.autograde import CHECK_CALL, execute_notebook
 from dldna.exercises.edition import BEGIN, END, SOLUTION_TAG, key_notebook, strip_solutions, student_notebook, write_edition
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISE_NOTEBOOKS = sorted((ROOT / "chapters" / "exercises").glob("*.ipynb"))
 HEADING = re.compile(r"^## Exercise (\S+) \((by hand|implement|explore)\): ", re.M)
-CHECK_CALL = re.compile(r"""check\(\s*["']([^"']+)["']""")
 
 
 def solution_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -143,13 +141,7 @@ def test_student_edition_has_no_solution_text_and_is_idempotent(tmp_path: Path) 
 def test_every_student_stub_fails_its_check(path: Path) -> None:
     """Run the student edition: each exercise cell must stop at its stub or print a failing verdict."""
     student = student_notebook(nbformat.read(path, as_version=4))
-    env = {**os.environ, "DLDNA_STRICT_CHECKS": "0", "DLDNA_PROGRESS": "0", "MPLBACKEND": "Agg"}
-    client = NotebookClient(student, timeout=300, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}})
-    os.environ, saved = env, os.environ
-    try:
-        client.execute()
-    finally:
-        os.environ = saved
+    execute_notebook(student, path.parent, timeout=300)
     for cell in solution_cells(student):
         errors = [o for o in cell.outputs if o.output_type == "error"]
         text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")

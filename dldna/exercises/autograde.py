@@ -79,25 +79,24 @@ def find_assignment(submission: Path, source: Path) -> Path | None:
     return None
 
 
+def execute_notebook(notebook: nbformat.NotebookNode, folder: Path, timeout: int, kernel: str = "python3", **env: str) -> nbformat.NotebookNode:
+    """Run every cell of ``notebook`` in a fresh ``kernel`` started in ``folder``, going on past cells that
+    raise, with checks that report instead of raising and no progress bars (``env`` adds variables); returns
+    ``notebook`` with its outputs."""
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name=kernel, allow_errors=True, resources={"metadata": {"path": str(folder)}}
+    )
+    client.execute(env={**os.environ, "DLDNA_STRICT_CHECKS": "0", "DLDNA_PROGRESS": "0", "MPLBACKEND": "Agg", **env})
+    return notebook
+
+
 def run_submission(path: Path, timeout: int, kernel: str = "python3") -> list[dict[str, object]]:
     """Execute the notebook at ``path`` in a fresh ``kernel`` (errors do not stop it) and return the verdicts
     its ``check`` calls logged, in the order they ran."""
-    notebook = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "checks.jsonl"
         log.touch()
-        env = {"DLDNA_STRICT_CHECKS": "0", "DLDNA_PROGRESS": "0", "MPLBACKEND": "Agg", GRADE_LOG_ENV: str(log)}
-        client = NotebookClient(
-            notebook, timeout=timeout, kernel_name=kernel, allow_errors=True,
-            resources={"metadata": {"path": str(path.parent.resolve())}},
-        )
-        saved = dict(os.environ)
-        os.environ.update(env)  # the kernel inherits the grader's environment
-        try:
-            client.execute()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        execute_notebook(nbformat.read(path, as_version=4), path.parent.resolve(), timeout, kernel, **{GRADE_LOG_ENV: str(log)})
         return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 

@@ -193,8 +193,9 @@ def fit_fast(
     divergence handling are those of ``fit``; learning-rate schedulers and ``compile`` are not supported
     (a replayed graph cannot see a changed learning rate); ``augment`` must draw its randomness from torch's
     default generator on the device (as :func:`dldna.data.random_crop_flip` does without ``generator=``) to be
-    replayed with fresh draws; a step that cannot be captured runs eagerly, with a warning. Callbacks get ``on_step_end`` between replays
-    without ``state.inputs/targets/loss``; a callback with ``after_backward`` forces the eager step.
+    replayed with fresh draws; a step that cannot be captured runs eagerly, with a warning. Callbacks get
+    ``on_step_end`` between replays without ``state.inputs/targets/loss``; a callback with ``after_backward``
+    forces the eager step.
     ``history.config["cuda_graph"]`` says whether a graph ran.
     """
     check_run_arguments(epochs, batch_size, max_grad_norm)

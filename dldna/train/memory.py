@@ -8,13 +8,11 @@ checkpointing change, beside the optimizer's state (:func:`dldna.optim.state_byt
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from dldna.train.loop import LossFn
 
 
 def activation_bytes(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, loss_fn: LossFn = F.cross_entropy) -> int:
