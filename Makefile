@@ -7,9 +7,9 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 # Book builds grade every worked exercise solution and keep progress bars out of the pages.
-BOOK_ENV := DLDNA_STRICT_CHECKS=1 DLDNA_PROGRESS=0 MPLBACKEND=Agg
+BOOK_ENV := DLDNA_STRICT_CHECKS=1 DLDNA_PROGRESS=0
 
-.PHONY: setup system book test unit site-tests bench lab student key clean distclean
+.PHONY: setup system book test unit site-tests bench lab student key colab clean distclean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ lab: setup
 
 student key: setup
 	$(BIN)/python -m dldna.exercises.edition $@
+
+# The Colab edition (colab/, committed): the chapters with their MyST markup turned into plain Markdown. Run it
+# after changing a chapter; the tests fail while colab/ is out of date.
+colab: setup
+	$(BIN)/python -m dldna.book.colab
 
 clean:
 	rm -rf _build student key test-artifacts .pytest_cache

@@ -13,14 +13,16 @@ __all__ = ["Budget", "__version__", "budget", "device", "set_seed", "setup_noteb
 
 
 def setup_notebook(seed: int = 0) -> Budget:
-    """The first cell of every chapter: figures that render live and on the website, NumPy numbers that
-    ``glue`` can format, a fixed seed, and the compute budget for this machine, printed so the page says what
-    ran."""
+    """The first cell of every chapter: figures that render live and on the website (and, in the book build,
+    are checked for a title and axis labels), NumPy numbers that ``glue`` can format, a fixed seed, and the
+    compute budget for this machine, printed so the page says what ran."""
     import torch
 
     from dldna import viz
+    from dldna.book.figures import check_figures_in_every_cell
 
     viz.use_book_renderer()
+    check_figures_in_every_cell()
     viz.use_sharp_matplotlib()
     viz.use_plain_numbers()
     set_seed(seed)

@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="write the executed notebook here")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     arguments = parser.parse_args()
-    os.environ.update(DLDNA_STRICT_CHECKS="1", DLDNA_PROGRESS="0", MPLBACKEND="Agg")
+    os.environ.update(DLDNA_STRICT_CHECKS="1", DLDNA_PROGRESS="0")
     notebook = nbformat.read(arguments.notebook, as_version=4)
     client = _TimedClient(
         notebook, timeout=arguments.timeout, kernel_name="python3",

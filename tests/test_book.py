@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
 
+import nbformat
 import pytest
 
 from tests.test_notebooks import ROOT, TOC_FILES
@@ -88,8 +89,53 @@ def test_launch_buttons_point_at_files_in_the_repository() -> None:
                 path = re.search(r"(?:blob/main/|filepath=|urlpath=tree/)([^&?#]+\.ipynb)", link)
                 assert path, f"cannot find the notebook path in {link}"
                 assert (ROOT / path.group(1).replace("%2F", "/")).is_file(), f"{link} points at a missing file"
+                if "colab.research.google.com" in link:
+                    assert path.group(1).startswith("colab/chapters/"), f"Colab must open the Colab edition: {link}"
                 seen += 1
     assert seen >= sum(1 for p in PAGES if p.name != "intro.html")
+
+
+EXECUTED = ROOT / "_build" / "jupyter_execute"
+CHAPTER_PAGES = [page for page in PAGES if page.name != "intro.html"]
+
+
+def figures_in_executed_notebook(page: Path) -> tuple[int, int]:
+    """``(images, plotly figures)`` among the outputs of the notebook the build executed for ``page``."""
+    notebook = nbformat.read(EXECUTED / page.relative_to(HTML).with_suffix(".ipynb"), as_version=4)
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    images = sum(1 for o in outputs if {"image/png", "image/svg+xml"} & set(o.get("data", {})))
+    plotly = sum(o.get("data", {}).get("text/html", "").count('class="plotly-graph-div"') for o in outputs)
+    return images, plotly
+
+
+def figures_on_page(page: Path) -> tuple[int, int]:
+    """``(images, plotly figures)`` of a built page: the images the build copied out of the notebook's outputs
+    (into ``_images/``) and the plotly figure containers."""
+    html = page.read_text(encoding="utf-8")
+    return len(re.findall(r'<img [^>]*src="[^"]*_images/', html)), html.count('class="plotly-graph-div"')
+
+
+@pytest.mark.parametrize("page", CHAPTER_PAGES, ids=lambda p: str(p.relative_to(HTML)))
+def test_every_figure_the_notebook_draws_is_on_its_page(page: Path) -> None:
+    executed = figures_in_executed_notebook(page)
+    shown = figures_on_page(page)
+    assert shown == executed, f"the executed notebook has (images, plotly) = {executed}, the page shows {shown}"
+
+
+def test_the_chapters_have_figures() -> None:
+    chapters = [page for page in CHAPTER_PAGES if "/exercises/" not in str(page)]
+    empty = [page.stem for page in chapters if sum(figures_on_page(page)) == 0]
+    assert not empty, f"chapters without a single figure on their page: {empty}"
+
+
+MYST_ON_PAGE = re.compile(r"\{(?:glue|cite|numref|ref|doc|eq|term)(?::[a-z]+)?\}|```\{|:::\{")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(HTML)))
+def test_no_page_shows_myst_markup_as_text(page: Path) -> None:
+    text = " ".join(parse(page).text)
+    raw = MYST_ON_PAGE.findall(text)
+    assert not raw, f"{page.name} shows MyST markup as text: {raw[:5]}"
 
 
 def _sidebar_links(page: Path) -> list[str]:

@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io.base_renderers import MimetypeRenderer
 
+from dldna.book.figures import note_plotly_figure
+
 BOOK_RENDERER = "dldna_html"
 FIGURE_CONFIG = {"responsive": True, "displaylogo": False}
 
@@ -23,6 +25,7 @@ class _SiteHTMLRenderer(MimetypeRenderer):
     """``text/html`` that expects ``window.Plotly`` to be loaded by the page (the website's static copy)."""
 
     def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, str]:
+        note_plotly_figure(fig_dict)
         html = pio.to_html(
             go.Figure(fig_dict), include_plotlyjs=False, include_mathjax=False, full_html=False, config=FIGURE_CONFIG
         )
@@ -76,11 +79,13 @@ STATIC_WIDGET_NOTE = (
 def display_live(widget: Any, what: str) -> None:
     """Show an ipywidgets ``widget`` where a kernel runs it, and a short note on the static website instead.
 
-    The output carries both the widget view and an HTML note: Jupyter and Colab draw the widget, while the
-    website (which cannot run Python) drops the widget view and shows the note, never an error box.
+    The output carries both the widget view and an HTML note: Jupyter draws the widget, while the website
+    (which cannot run Python) drops the widget view and shows the note, never an error box. In Colab, where
+    the reader already has a kernel, the output is the widget alone, so the note can never be shown instead.
     """
     from IPython.display import display
 
     bundle = dict(widget._repr_mimebundle_())
-    bundle["text/html"] = STATIC_WIDGET_NOTE.format(what=what)
+    if "google.colab" not in sys.modules:
+        bundle["text/html"] = STATIC_WIDGET_NOTE.format(what=what)
     display(bundle, raw=True)
