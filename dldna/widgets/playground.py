@@ -1,6 +1,7 @@
 """A toy-surface playground: pick a surface and an optimizer, drag the learning rate or a beta, and the
 optimizer's path over the surface's contour map redraws at once (a two-parameter run takes milliseconds, so
-it runs on every slider move without a thread)."""
+it runs on every slider move without a thread). In Colab the figure is a PNG redrawn when a slider is released
+(see :mod:`dldna.widgets.live_figure`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any, Mapping
 
 import ipywidgets as widgets
 import numpy as np
-import plotly.graph_objects as go
 
 from dldna.landscape.toy import ToySurface, Trajectory, run_optimizer, toy_surfaces
 from dldna.viz.render import display_live
 from dldna.widgets.controls import HyperparameterControls, optimizer_choices
+from dldna.widgets.figure_content import ContourMap, FigureContent, Line, Panel
 from dldna.widgets.live_figure import LiveFigure
 
 
@@ -51,15 +52,16 @@ class Playground:
         self.controls.use(choices[optimizer])
         self.controls.lr.value = lr
         self.status = widgets.HTML()
-        self.trajectory: Trajectory | None = None
-        self.live = LiveFigure(self._base_figure())
-        self._draw_surface()
-        self.redraw()
+        self._contours: dict[str, ContourMap] = {}
+        self.trajectory: Trajectory = self._run()
+        self.live = LiveFigure(self._content(self.trajectory))
+        self.status.value = self.trajectory.summary()
 
-        self.surface.observe(self._on_surface, names="value")
+        self.surface.observe(self._on_change, names="value")
         self.optimizer.observe(self._on_optimizer, names="value")
         for control in (*self.controls.sliders, self.steps):
             control.observe(self._on_change, names="value")
+            control.continuous_update = not self.live.image  # a PNG redraws when the slider is released
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.surface, self.optimizer, self.steps]),
@@ -70,52 +72,52 @@ class Playground:
         )
 
     @property
-    def figure(self) -> go.Figure:
-        return self.live.figure
+    def content(self) -> FigureContent:
+        """What the figure shows now: the surface's contour map, the path, its start and the minimum."""
+        return self.live.content
 
-    @staticmethod
-    def _base_figure() -> go.Figure:
-        figure = go.Figure()
-        figure.add_contour(x=[], y=[], z=[], colorscale="Viridis", ncontours=30, name="surface")
-        figure.add_scatter(x=[], y=[], mode="lines+markers", marker=dict(size=4, color="white"), line=dict(color="white"), name="path")
-        figure.add_scatter(x=[], y=[], mode="markers", marker=dict(size=11, color="red", symbol="x"), name="start")
-        figure.add_scatter(x=[], y=[], mode="markers", marker=dict(size=13, color="gold", symbol="star"), name="minimum")
-        figure.update_layout(height=430, width=560, xaxis_title="w₁", yaxis_title="w₂", showlegend=False, margin=dict(l=55, r=20, t=50, b=45))
-        return figure
+    def _contour(self) -> ContourMap:
+        """The chosen surface's contour map (computed once per surface)."""
+        name = self.surface.value
+        if name not in self._contours:
+            surface = self.surfaces[name]
+            grid_x, grid_y, values = surface.grid(self.resolution)
+            label = "loss"
+            if surface.log_scale:
+                values, label = np.log10(values - values.min() + 1e-3), "log₁₀(loss − min + 10⁻³)"
+            self._contours[name] = ContourMap(grid_x[0], grid_y[:, 0], values, label)
+        return self._contours[name]
 
-    def _draw_surface(self) -> None:
+    def _content(self, trajectory: Trajectory) -> FigureContent:
+        """The figure of ``trajectory`` on the chosen surface: contour map, path, start and minimum."""
         surface = self.surfaces[self.surface.value]
-        grid_x, grid_y, values = surface.grid(self.resolution)
-        label = "loss"
-        if surface.log_scale:
-            values, label = np.log10(values - values.min() + 1e-3), "log₁₀(loss − min + 10⁻³)"
-        x_min, x_max, y_min, y_max = surface.box
         minimum = [surface.minimum] if surface.minimum is not None else []
-        with self.live.update() as figure:
-            figure.data[0].update(x=grid_x[0], y=grid_y[:, 0], z=values, colorbar=dict(title=dict(text=label)))
-            figure.data[2].update(x=[surface.start[0]], y=[surface.start[1]])
-            figure.data[3].update(x=[p[0] for p in minimum], y=[p[1] for p in minimum])
-            figure.update_xaxes(range=[x_min, x_max])
-            figure.update_yaxes(range=[y_min, y_max])
+        traces = (
+            self._contour(),
+            Line(trajectory.points[:, 0], trajectory.points[:, 1], mode="lines+markers", color="white", size=4),
+            Line([surface.start[0]], [surface.start[1]], mode="markers", color="red", marker="x", size=11),
+            Line([p[0] for p in minimum], [p[1] for p in minimum], mode="markers", color="gold", marker="star", size=13),
+        )
+        x_min, x_max, y_min, y_max = surface.box
+        panel = Panel(surface.name, "w₁", "w₂", traces, x_range=(x_min, x_max), y_range=(y_min, y_max))
+        return FigureContent(panels=(panel,), title=trajectory.name, height=430, width=560)
 
     def hyperparameters(self) -> dict[str, Any]:
         """Constructor arguments of the chosen optimizer from the sliders."""
         return self.controls.kwargs()
 
+    def _run(self) -> Trajectory:
+        """The chosen optimizer's run on the chosen surface with the sliders' values."""
+        surface = self.surfaces[self.surface.value]
+        return run_optimizer(surface, self.controls.optimizer_class, steps=self.steps.value, name=self.controls.describe(), **self.hyperparameters())
+
     def redraw(self) -> Trajectory:
         """Run the chosen optimizer on the chosen surface with the sliders' values and draw its path."""
-        surface = self.surfaces[self.surface.value]
-        trajectory = run_optimizer(surface, self.controls.optimizer_class, steps=self.steps.value, name=self.controls.describe(), **self.hyperparameters())
-        with self.live.update() as figure:
-            figure.data[1].update(x=trajectory.points[:, 0], y=trajectory.points[:, 1])
-            figure.layout.title = f"{trajectory.name} on {surface.name}"
+        trajectory = self._run()
+        self.live.show(self._content(trajectory))
         self.status.value = trajectory.summary()
         self.trajectory = trajectory
         return trajectory
-
-    def _on_surface(self, change: dict[str, Any]) -> None:
-        self._draw_surface()
-        self.redraw()
 
     def _on_optimizer(self, change: dict[str, Any]) -> None:
         self.controls.switch(change["new"], self._on_change)

@@ -1,15 +1,21 @@
 """A live training panel: move a slider and the model retrains, with its curves redrawn as epochs finish.
 
-Training runs in a background thread through :func:`dldna.train.fit`, so the notebook stays responsive.
-Slider moves are debounced (a run starts once the sliders rest for ``debounce_s`` seconds). Every change
-bumps a generation counter and asks the running fit to stop (:class:`~dldna.train.StopFlag`); a run draws
-only while its generation is still the current one, checked under the same lock that bumps it, so a curve
-of a setting that is no longer selected is never drawn. A new run starts only after the previous thread
-ended, so runs never pile up.
+Training runs in a background thread through :func:`dldna.train.fit` (or :func:`~dldna.train.fit_fast` under
+the full budget), so the notebook stays responsive. Slider moves are debounced (a run starts once the sliders
+rest for ``debounce_s`` seconds). Every change bumps a generation counter and asks the running fit to stop
+(:class:`~dldna.train.StopFlag`); a run draws only while its generation is still the current one, checked
+under the same lock that bumps it, so a curve of a setting that is no longer selected is never drawn. A new
+run starts only after the previous thread ended, so runs never pile up.
+
+In Colab the figure is a PNG (see :mod:`dldna.widgets.live_figure`) and each run trains inside the kernel's
+handler of the slider move, as ``ipywidgets.interact`` does: Colab does not show widget changes made from a
+background thread once the cell has finished (colabtools #3373). Its sliders then report a value when
+released, which takes the place of the debounce.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -19,19 +25,41 @@ from typing import Any, Callable
 import ipywidgets as widgets
 import numpy as np
 import torch
-from plotly.subplots import make_subplots
 from torch import nn
 
 import dldna
 from dldna.data import Dataset, load_fashion_mnist
 from dldna.models import MLP
-from dldna.train import Callback, History, StopFlag, TrainState, fit
+from dldna.train import Callback, History, StopFlag, TrainState, fit, fit_fast
 from dldna.viz import smooth
 from dldna.viz.render import display_live
 from dldna.widgets.controls import HyperparameterControls, optimizer_choices
-from dldna.widgets.live_figure import LiveFigure
+from dldna.widgets.figure_content import FigureContent, Line, Panel
+from dldna.widgets.live_figure import LiveFigure, in_colab
 
 BATCH_SIZES = (16, 32, 64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class PanelSize:
+    """What the panel trains by default: ``train_size``/``test_size`` FashionMNIST images (``None``: the whole
+    split), an MLP with ``hidden`` widths, and the training path (``fast``: :func:`~dldna.train.fit_fast`)."""
+
+    train_size: int | None
+    test_size: int | None
+    hidden: tuple[int, ...]
+    fast: bool
+
+
+CPU_SIZE = PanelSize(train_size=2000, test_size=1000, hidden=(128,), fast=False)
+FULL_SIZE = PanelSize(train_size=None, test_size=None, hidden=(512, 64), fast=True)
+
+
+def panel_size(budget: dldna.Budget) -> PanelSize:
+    """The panel's size under ``budget``, chosen so that a re-run takes about a second: on a CPU a 2,000-image
+    subset and a 784-128-10 MLP; under the full budget (CUDA) the whole training set, the chapters'
+    784-512-64-10 MLP, and the CUDA-graph step of ``fit_fast``."""
+    return budget.pick(cpu=CPU_SIZE, full=FULL_SIZE)
 
 
 @dataclass(frozen=True)
@@ -55,11 +83,13 @@ class _DrawEachEpoch(Callback):
 
 class TrainerPanel:
     """Sliders for the optimizer, learning rate, momentum or betas, weight decay, batch size and epochs; a
-    live plot of training loss per step and test accuracy per epoch; a status line.
+    live plot of training loss per step and test accuracy per epoch; a status line; a note saying what runs.
 
-    ``data`` defaults to a FashionMNIST subset of ``train_size`` images and ``model_fn`` to a 784-128-10 MLP,
-    sized so that a re-run takes a second or two on a laptop CPU. Display the panel by leaving it as the last
-    expression of a cell. :meth:`wait` blocks until the current setting's run has finished.
+    ``budget`` (default :func:`dldna.budget`) sizes the defaults with :func:`panel_size`: ``data`` defaults to
+    FashionMNIST (``train_size``/``test_size`` images, by default the budget's) and ``model_fn`` to an MLP of
+    the budget's widths; the full budget trains with :func:`~dldna.train.fit_fast`. Training runs on
+    ``device``, by default the budget's. Display the panel by leaving it as the last expression of a cell.
+    :meth:`wait` blocks until the current setting's run has finished.
     """
 
     def __init__(
@@ -67,8 +97,9 @@ class TrainerPanel:
         data: Dataset | None = None,
         model_fn: Callable[[], nn.Module] | None = None,
         *,
-        train_size: int = 2000,
-        test_size: int = 1000,
+        budget: dldna.Budget | None = None,
+        train_size: int | None = None,
+        test_size: int | None = None,
         optimizer: str = "Adam",
         epochs: int = 3,
         batch_size: int = 64,
@@ -86,33 +117,35 @@ class TrainerPanel:
             raise ValueError(f"epochs must be between 1 and 20, got {epochs}")
         if debounce_s < 0:
             raise ValueError(f"debounce_s must be >= 0, got {debounce_s}")
-        self.device = dldna.device(device)
+        self.budget = budget if budget is not None else dldna.budget()
+        self.size = panel_size(self.budget)
+        self.device = dldna.device(device) if device is not None else self.budget.device
         if data is None:
-            data = load_fashion_mnist(train_size=train_size, test_size=test_size, device=self.device)
-            note = (
-                f"Trained on a {len(data.y_train):,}-image subset of FashionMNIST (tested on {len(data.y_test):,} "
-                "images) so that a re-run takes a second or two; pass data=load_fashion_mnist() for the full set."
+            data = load_fashion_mnist(
+                train_size=train_size if train_size is not None else self.size.train_size,
+                test_size=test_size if test_size is not None else self.size.test_size,
+                device=self.device,
             )
-        else:
-            data = data.to(self.device)
-            note = f"Trained on {data.name}: {len(data.y_train):,} training and {len(data.y_test):,} test samples."
-        self.data = data
-        features = math.prod(data.input_shape)
-        self.model_fn = model_fn or (lambda: MLP(in_features=features, hidden=(128,), num_classes=data.num_classes))
+        self.data = data.to(self.device)
+        features = math.prod(self.data.input_shape)
+        self.widths = (features, *self.size.hidden, self.data.num_classes) if model_fn is None else None
+        self.model_fn = model_fn or functools.partial(MLP, in_features=features, hidden=self.size.hidden, num_classes=self.data.num_classes)
         self.seed, self.debounce_s = seed, debounce_s
+        self.background = not in_colab()
 
         self.controls = HyperparameterControls()
         self.optimizer = widgets.Dropdown(options=list(choices), value=optimizer, description="optimizer")
         self.batch_size = widgets.SelectionSlider(options=list(BATCH_SIZES), value=batch_size, description="batch size")
         self.epochs = widgets.IntSlider(value=epochs, min=1, max=20, description="epochs")
         self.status = widgets.HTML()
-        self.note = widgets.HTML(f"<small>{note}</small>")
+        self.note = widgets.HTML(f"<small>{self._note()}</small>")
         self.controls.use(choices[optimizer])
-        self.live = LiveFigure(self._empty_figure())
+        self.live = LiveFigure(self._content(None, None))
 
         self.generation = 0
         self.drawn_generation: int | None = None
         self.history: History | None = None
+        self._drawn: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._thread: threading.Thread | None = None
@@ -122,6 +155,8 @@ class TrainerPanel:
         self.optimizer.observe(self._on_optimizer, names="value")
         for control in (*self.controls.sliders, self.batch_size, self.epochs):
             control.observe(self._on_change, names="value")
+            if not self.background:
+                control.continuous_update = False
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.optimizer, self.batch_size, self.epochs]),
@@ -135,20 +170,50 @@ class TrainerPanel:
             self.schedule()
 
     @property
-    def figure(self):
-        """The plotly figure on screen (loss per step left, test accuracy per epoch right)."""
-        return self.live.figure
+    def content(self) -> FigureContent:
+        """What the figure shows now: loss per step (left) and test accuracy per epoch (right)."""
+        return self.live.content
 
-    def _empty_figure(self):
-        figure = make_subplots(rows=1, cols=2, subplot_titles=("Training loss", "Test accuracy"))
-        figure.add_scatter(x=[], y=[], mode="lines", name="training loss", row=1, col=1)
-        figure.add_scatter(x=[], y=[], mode="lines+markers", name="test accuracy", row=1, col=2)
-        figure.update_xaxes(title_text="optimizer step", row=1, col=1)
-        figure.update_xaxes(title_text="epoch", row=1, col=2)
-        figure.update_yaxes(title_text="cross-entropy", type="log", row=1, col=1)
-        figure.update_yaxes(title_text="test accuracy (%)", row=1, col=2)
-        figure.update_layout(height=330, showlegend=False, margin=dict(l=60, r=20, t=60, b=45))
-        return figure
+    def _content(self, settings: RunSettings | None, history: History | None) -> FigureContent:
+        """The figure of ``history`` (empty before the first run): the data both renderings draw."""
+        steps = loss = epochs = accuracy = np.zeros(0)
+        if history is not None:
+            raw = np.asarray(history.steps["loss"], dtype=float)
+            finite = np.flatnonzero(np.isfinite(raw))
+            steps, loss = finite + 1, smooth(raw[finite], max(1, history.steps_per_epoch // 10))
+            accuracy = 100 * np.asarray(history.epochs["test_acc"], dtype=float)
+            epochs = np.arange(1, len(accuracy) + 1)
+        return FigureContent(
+            panels=(
+                Panel("Training loss", "optimizer step", "cross-entropy", (Line(steps, loss),), log_y=True),
+                Panel("Test accuracy", "epoch", "test accuracy (%)", (Line(epochs, accuracy, mode="lines+markers"),)),
+            ),
+            title=settings.label if settings is not None else "",
+        )
+
+    def _note(self, history: History | None = None) -> str:
+        """The line under the panel: the data, model, device and training path of a run (of ``history``'s, once
+        one ran: its parameter count and whether a CUDA graph ran come from there)."""
+        if self.widths is not None:
+            model = "an MLP " + "-".join(str(width) for width in self.widths)
+        else:
+            model = "the model of model_fn" if history is None else f"a {history.config['model']}"
+        if history is not None:
+            model += f" ({history.config['parameters']:,} parameters)"
+        path = "fit"
+        if self.size.fast:
+            graph = history is not None and history.config.get("cuda_graph")
+            path = "fit_fast" if history is None else f"fit_fast ({'each step replayed as a CUDA graph' if graph else 'eager steps'})"
+        note = (
+            f"Each run trains {model} on {len(self.data.y_train):,} {self.data.name} training samples and tests it on "
+            f"{len(self.data.y_test):,}, on {self.device} with {path}: the {self.budget.name} budget."
+        )
+        if not self.budget.full:
+            note += (
+                " Under the full budget (on a CUDA GPU) the panel trains on the whole FashionMNIST training set with "
+                f"an MLP 784-{'-'.join(str(width) for width in FULL_SIZE.hidden)}-10 and fit_fast."
+            )
+        return note
 
     def settings(self) -> RunSettings:
         """The run the controls describe now."""
@@ -169,7 +234,8 @@ class TrainerPanel:
         self.schedule()
 
     def schedule(self) -> None:
-        """Cancel the run in progress and start one for the current setting after the debounce delay."""
+        """Cancel the run in progress and start one for the current setting after the debounce delay (in Colab:
+        train it now, in the caller's thread)."""
         with self._lock:
             self.generation += 1
             generation = self.generation
@@ -178,12 +244,17 @@ class TrainerPanel:
             if self._timer is not None:
                 self._timer.cancel()
             self.status.value = "<b>setting changed</b>: waiting for the sliders to rest…"
-            if self.debounce_s > 0:
+            if self.background and self.debounce_s > 0:
                 self._timer = threading.Timer(self.debounce_s, self._start, args=(generation,))
                 self._timer.daemon = True
                 self._timer.start()
                 return
-        self._start(generation)
+        if self.background:
+            self._start(generation)
+        else:
+            settings = self.settings()
+            self.status.value = f"training {settings.label} on {self.device}…"
+            self._train(generation, settings, StopFlag())
 
     def _start(self, generation: int) -> None:
         """Start the run of ``generation`` once the previous run (already asked to stop) has ended."""
@@ -209,7 +280,8 @@ class TrainerPanel:
             dldna.set_seed(self.seed)
             model = self.model_fn()
             optimizer = settings.optimizer_class(model.parameters(), **settings.hyperparameters)
-            history = fit(
+            train = fit_fast if self.size.fast else fit
+            history = train(
                 model, optimizer, self.data, epochs=settings.epochs, batch_size=settings.batch_size, seed=self.seed,
                 callbacks=[stop, _DrawEachEpoch(self, generation, settings)], progress=False,
             )
@@ -221,19 +293,18 @@ class TrainerPanel:
         self._draw(generation, settings, history, final=True)
 
     def _draw(self, generation: int, settings: RunSettings, history: History, final: bool = False) -> None:
-        """Show ``history`` if ``generation`` is still the current setting's; otherwise draw nothing."""
-        loss = np.asarray(history.steps["loss"], dtype=float)
-        finite = np.flatnonzero(np.isfinite(loss))
-        smoothed = smooth(loss[finite], max(1, history.steps_per_epoch // 10))
-        accuracy = 100 * np.asarray(history.epochs["test_acc"], dtype=float)
+        """Show ``history`` if ``generation`` is still the current setting's; otherwise draw nothing. The figure
+        is redrawn only when the run has new steps or epochs since the last draw."""
+        content = self._content(settings, history)
+        drawn = (generation, history.num_steps, len(history.epochs["test_acc"]))
         with self._lock:
             if generation != self.generation:
                 return
-            with self.live.update() as figure:
-                figure.data[0].update(x=finite + 1, y=smoothed)
-                figure.data[1].update(x=np.arange(1, len(accuracy) + 1), y=accuracy)
-                figure.layout.title = settings.label
+            if drawn != self._drawn:
+                self.live.show(content)
+                self._drawn = drawn
             self.status.value = self._status_line(settings, history, final)
+            self.note.value = f"<small>{self._note(history)}</small>"
             self.drawn_generation = generation
             self.history = history
 
