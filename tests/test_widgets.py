@@ -223,9 +223,13 @@ def test_bad_settings_are_refused_and_a_failing_run_says_why() -> None:
         (dict(batch_size=100), "batch_size"),
         (dict(epochs=0), "epochs"),
         (dict(debounce_s=-1.0), "debounce_s"),
+        (dict(budget="huge"), "budget"),
     ):
         with pytest.raises(ValueError, match=argument):
-            TrainerPanel(blobs(), tiny_model, device="cpu", budget=CPU_BUDGET, start=False, **options)
+            TrainerPanel(blobs(), tiny_model, device="cpu", **{"budget": CPU_BUDGET, "start": False, **options})
+    with pytest.raises(TypeError, match="budget"):
+        TrainerPanel(blobs(), tiny_model, budget=torch.device("cpu"), start=False)
+    assert TrainerPanel(blobs(), tiny_model, device="cpu", budget="full", start=False).size == FULL_SIZE
     wrong_input = lambda: nn.Sequential(nn.Linear(3, 4))  # blobs have two features
     panel = TrainerPanel(blobs(), wrong_input, optimizer="SGD", epochs=1, debounce_s=0, device="cpu", budget=CPU_BUDGET, start=False)
     panel.controls.lr.value = 0.05

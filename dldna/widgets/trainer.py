@@ -85,11 +85,11 @@ class TrainerPanel:
     """Sliders for the optimizer, learning rate, momentum or betas, weight decay, batch size and epochs; a
     live plot of training loss per step and test accuracy per epoch; a status line; a note saying what runs.
 
-    ``budget`` (default :func:`dldna.budget`) sizes the defaults with :func:`panel_size`: ``data`` defaults to
-    FashionMNIST (``train_size``/``test_size`` images, by default the budget's) and ``model_fn`` to an MLP of
-    the budget's widths; the full budget trains with :func:`~dldna.train.fit_fast`. Training runs on
-    ``device``, by default the budget's. Display the panel by leaving it as the last expression of a cell.
-    :meth:`wait` blocks until the current setting's run has finished.
+    ``budget`` (a :class:`dldna.Budget` or its name; default :func:`dldna.budget`) sizes the defaults with
+    :func:`panel_size`: ``data`` defaults to FashionMNIST (``train_size``/``test_size`` images, by default the
+    budget's) and ``model_fn`` to an MLP of the budget's widths; the full budget trains with
+    :func:`~dldna.train.fit_fast`. Training runs on ``device``, by default the budget's. Display the panel by
+    leaving it as the last expression of a cell. :meth:`wait` blocks until the current setting's run has finished.
     """
 
     def __init__(
@@ -97,7 +97,7 @@ class TrainerPanel:
         data: Dataset | None = None,
         model_fn: Callable[[], nn.Module] | None = None,
         *,
-        budget: dldna.Budget | None = None,
+        budget: dldna.Budget | str | None = None,
         train_size: int | None = None,
         test_size: int | None = None,
         optimizer: str = "Adam",
@@ -117,7 +117,9 @@ class TrainerPanel:
             raise ValueError(f"epochs must be between 1 and 20, got {epochs}")
         if debounce_s < 0:
             raise ValueError(f"debounce_s must be >= 0, got {debounce_s}")
-        self.budget = budget if budget is not None else dldna.budget()
+        if budget is not None and not isinstance(budget, (dldna.Budget, str)):
+            raise TypeError(f"budget must be a dldna.Budget, 'cpu', 'full' or None, got {type(budget).__name__}")
+        self.budget = budget if isinstance(budget, dldna.Budget) else dldna.budget(budget)
         self.size = panel_size(self.budget)
         self.device = dldna.device(device) if device is not None else self.budget.device
         if data is None:
