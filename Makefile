@@ -44,7 +44,7 @@ lab: setup
 	$(BIN)/python -m pip install --quiet jupyterlab
 	$(BIN)/jupyter lab chapters
 
-student key: setup
+student key nbgrader: setup
 	$(BIN)/python -m dldna.exercises.edition $@
 
 # The Colab edition (colab/, committed): the chapters with their MyST markup turned into plain Markdown. Run it

@@ -14,7 +14,8 @@ import nbformat
 import pytest
 
 from dldna.exercises import check, exercises, grade, register
-from dldna.exercises.autograde import CHECK_CALL, execute_notebook
+from dldna.exercises._assignment import CHECK_CALL
+from dldna.exercises._runner import execute_notebook
 from dldna.exercises.edition import BEGIN, END, SOLUTION_TAG, key_notebook, strip_solutions, student_notebook, write_edition
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,26 +5,24 @@ Each topic module in this package (``dldna/exercises/<topic>.py``) registers its
 hint that helps without giving the answer away. Checks run offline and never print the reference solution.
 
 With ``DLDNA_STRICT_CHECKS=1`` (set when the book is built and tested) a failing check raises, so a worked
-solution that stops passing its own check breaks the build instead of going unnoticed. With
-``DLDNA_GRADE_LOG`` naming a file, every verdict is also appended to it as a JSON line: that is how
-:mod:`dldna.exercises.autograde` grades a student's notebook. ``edition`` and ``autograde`` are the
-instructor's tools; every other public module here holds one topic's checks.
+solution that stops passing its own check breaks the build instead of going unnoticed. :func:`check` only
+prints: :mod:`dldna.exercises.autograde` never reads what a student's notebook printed or wrote, it runs the
+assignment's checks itself after the student's cells. ``edition`` and ``autograde`` are the instructor's
+tools and the ``_``-prefixed modules their parts; every other module here holds one topic's checks.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import json
-import os
 import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from dldna.book import strict
+
 CheckFn = Callable[[Any], "tuple[bool, str]"]
 
-_STRICT_ENV = "DLDNA_STRICT_CHECKS"
-GRADE_LOG_ENV = "DLDNA_GRADE_LOG"
 _TOOLS = frozenset({"edition", "autograde"})
 
 
@@ -89,10 +87,6 @@ def check(exercise_id: str, answer: Any) -> bool:
     """Grade ``answer`` and print a one-line verdict with a hint when it is wrong; return whether it passed."""
     passed, message = grade(exercise_id, answer)
     print(f"{'✓ Correct' if passed else '✗ Not yet'} [{exercise_id}]: {message}")
-    log = os.environ.get(GRADE_LOG_ENV)
-    if log:
-        with open(log, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"id": exercise_id, "passed": passed, "message": message}) + "\n")
-    if not passed and os.environ.get(_STRICT_ENV) == "1":
+    if not passed and strict():
         raise ExerciseFailed(f"{exercise_id}: {message}")
     return passed
