@@ -79,6 +79,13 @@ FORGER = [
     "        print(json.dumps(fake))\n"
     "forge()\n"
     "threading.Thread(target=lambda: [forge() or time.sleep(0.05) for _ in range(400)], daemon=True).start()",
+    # Shadow __import__ with a module whose report() passes everything, with the secret it is handed.
+    "class Fake:\n"
+    "    modules = {}\n"
+    "    @staticmethod\n"
+    "    def report(secret, exercise, answer):\n"
+    f"        display({{{VERDICT_MIME!r}: {{'secret': secret, 'exercise': exercise, 'passed': True, 'message': 'forged'}}}}, raw=True)\n"
+    "__import__ = lambda *args, **kwargs: Fake",
     "n_params = 1\ncheck('start.parameter-count', n_params)",
     "guess = (0.0, 0.0)\ncheck('start.guessing', guess)",
     "steps = [0, 0, 0, 0]\ncheck('start.steps-per-epoch', steps)",

@@ -83,6 +83,22 @@ def test_check_reports_without_revealing_and_strict_mode_raises(monkeypatch: pyt
         module._REGISTRY.pop("selftest.broken", None)
 
 
+def test_while_grading_check_leaves_the_checking_to_the_grader(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    def expensive(answer):
+        raise AssertionError("the notebook's own check ran while grading")
+
+    register("selftest.expensive", hint="h")(expensive)
+    try:
+        monkeypatch.setenv("DLDNA_GRADING", "1")
+        monkeypatch.setenv("DLDNA_STRICT_CHECKS", "1")
+        assert check("selftest.expensive", 1) is False
+        assert capsys.readouterr().out == "[selftest.expensive]: the grader checks this answer after the cell.\n"
+    finally:
+        from dldna import exercises as module
+
+        module._REGISTRY.pop("selftest.expensive", None)
+
+
 @pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=lambda p: p.stem)
 def test_exercise_notebook_format(path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)

@@ -7,7 +7,8 @@ hint that helps without giving the answer away. Checks run offline and never pri
 With ``DLDNA_STRICT_CHECKS=1`` (set when the book is built and tested) a failing check raises, so a worked
 solution that stops passing its own check breaks the build instead of going unnoticed. :func:`check` only
 prints: :mod:`dldna.exercises.autograde` never reads what a student's notebook printed or wrote, it runs the
-assignment's checks itself after the student's cells. ``edition`` and ``autograde`` are the instructor's
+assignment's checks itself after the student's cells, and sets ``DLDNA_GRADING=1`` so that the notebook's own
+calls do not run each check a second time. ``edition`` and ``autograde`` are the instructor's
 tools and the ``_``-prefixed modules their parts; every other module here holds one topic's checks.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -22,6 +24,9 @@ from typing import Any, Callable
 from dldna.book import strict
 
 CheckFn = Callable[[Any], "tuple[bool, str]"]
+
+GRADING_ENV = "DLDNA_GRADING"
+"""Set to ``1`` in the kernels of :mod:`dldna.exercises.autograde`, which runs every check itself."""
 
 _TOOLS = frozenset({"edition", "autograde"})
 
@@ -84,7 +89,12 @@ def grade(exercise_id: str, answer: Any) -> tuple[bool, str]:
 
 
 def check(exercise_id: str, answer: Any) -> bool:
-    """Grade ``answer`` and print a one-line verdict with a hint when it is wrong; return whether it passed."""
+    """Grade ``answer`` and print a one-line verdict with a hint when it is wrong; return whether it passed.
+    While the grader runs the notebook it only says so and returns ``False``: the grader checks the answer
+    itself, right after this cell."""
+    if os.environ.get(GRADING_ENV) == "1":
+        print(f"[{exercise_id}]: the grader checks this answer after the cell.")
+        return False
     passed, message = grade(exercise_id, answer)
     print(f"{'✓ Correct' if passed else '✗ Not yet'} [{exercise_id}]: {message}")
     if not passed and strict():

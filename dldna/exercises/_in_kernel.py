@@ -14,18 +14,19 @@ from typing import Any, Callable
 
 VERDICT_MIME = "application/vnd.dldna.verdict+json"
 
-_FRESH_IMPORT = (
-    '[__import__("sys").modules.pop(name) for name in list(__import__("sys").modules) '
-    'if name == "dldna.exercises" or name.startswith("dldna.exercises.")]'
-)
-
 
 def grading_cell(secret: str, exercise: str, answer: str) -> str:
-    """The source of the cell that grades ``answer`` (the assignment's expression) for ``exercise``."""
+    """The source of the cell that grades ``answer`` (the assignment's expression) for ``exercise``. It uses
+    ``import`` statements and syntax only, no builtin or global name the notebook could have redefined (such
+    as ``__import__`` or ``list``), and binds only names that start with ``_dldna_``."""
     return (
         f"# Added by the grader: the assignment's check of {exercise}, run on this notebook's answer.\n"
-        f"{_FRESH_IMPORT}\n"
-        f'__import__("dldna.exercises._in_kernel", fromlist=["report"]).report({secret!r}, {exercise!r}, lambda: (\n'
+        "import sys as _dldna_sys\n"
+        "for _dldna_name in [*_dldna_sys.modules]:\n"
+        '    if _dldna_name == "dldna.exercises" or _dldna_name.startswith("dldna.exercises."):\n'
+        "        del _dldna_sys.modules[_dldna_name]\n"
+        "from dldna.exercises._in_kernel import report as _dldna_report\n"
+        f"_dldna_report({secret!r}, {exercise!r}, lambda: (\n"
         f"{answer}\n"
         "))"
     )

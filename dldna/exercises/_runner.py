@@ -34,10 +34,13 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from dldna.exercises import GRADING_ENV
 from dldna.exercises._in_kernel import VERDICT_MIME
 
 KERNEL_ENV = {"DLDNA_STRICT_CHECKS": "0", "DLDNA_PROGRESS": "0", "MPLBACKEND": "Agg"}
-"""Set in every grading kernel: checks report instead of raising, no progress bars, no figure windows."""
+"""Set in every kernel started here: checks report instead of raising, no progress bars, no figure windows.
+:func:`run_isolated` also sets ``DLDNA_GRADING=1``: the notebook's own ``check`` calls leave the checking to
+the grader's cells."""
 
 STARTUP_ALLOWANCE = 90.0
 """Seconds the runner may take beyond the notebook's limit (its own start, the kernel's start and shutdown)
@@ -194,7 +197,7 @@ def _execute(request: dict[str, Any], send: Callable[..., None]) -> None:
         on_cell_executed=executed,
     )
     try:
-        client.execute(env={**os.environ, **KERNEL_ENV})
+        client.execute(env={**os.environ, **KERNEL_ENV, GRADING_ENV: "1"})
     except CellTimeoutError:
         send(end="time limit", cell=current, detail=f"the notebook ran past its {request['timeout']:g} s limit")
     except DeadKernelError:
