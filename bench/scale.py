@@ -25,8 +25,8 @@ import torch
 
 from dldna.config import device as default_device
 from dldna.data import load_cifar, write_cifar_archive
-from dldna.train.compare import markdown_table
 from dldna.train.scale import SCALE_MODELS, SCALE_OPTIMIZERS, TABLE_HEADERS, run_at_scale
+from dldna.viz.compare import markdown_table
 
 
 def main() -> None:

@@ -25,11 +25,14 @@ def test_live_prints_every_way_with_both_speed_ups() -> None:
     out = run_script("live.py", "--train-size", "512", "--epochs", "2", "--configs", "1", "2")
     ways = ["usual loop", "per-sample Dataset of ready tensors", "TensorDataset", "dldna fit", "fast path", "sweep, 1 ", "sweep, 2 "]
     table = out[out.index("ms/config-epoch") :]
-    for way in ways:
-        row = next(line for line in table.splitlines() if line.startswith(way))
+    rows = {way: next(line for line in table.splitlines() if line.startswith(way)) for way in ways}
+    per_config = {way: float(re.search(r"\s([\d.]+)\s+[\d.]+x", row).group(1)) for way, row in rows.items()}
+    for way, row in rows.items():
         usual, lean = (float(x) for x in re.findall(r"([\d.]+)x", row))
-        assert usual > 0 and lean > 0
-    assert re.search(r"^usual loop.*\s1\.0x", table, re.M), "the usual loop is the first baseline"
+        # Each ratio is the baseline's ms per configuration-epoch over the way's (both rounded as printed).
+        assert usual == pytest.approx(per_config["usual loop"] / per_config[way], abs=0.08), row
+        assert lean == pytest.approx(per_config["per-sample Dataset of ready tensors"] / per_config[way], abs=0.08), row
+    assert per_config["sweep, 2 "] == pytest.approx(float(rows["sweep, 2 "].split()[3]) / 2, abs=0.3), "two configurations share a pass"
 
 
 def test_landscape_surfaces_agree() -> None:

@@ -1,4 +1,5 @@
-"""dldna.train.compare: learning-rate search, side-by-side runs, state memory, decay response, flatness probe."""
+"""Optimizers side by side: the learning-rate search and runs of dldna.train.compare, the flatness probe
+(dldna.landscape.random_direction_losses) and the comparison figure (dldna.viz.compare) on those runs."""
 
 from __future__ import annotations
 
@@ -12,18 +13,10 @@ from torch import nn
 
 import dldna
 from dldna.data import Dataset
+from dldna.landscape import random_direction_losses
 from dldna.train import fit
-from dldna.train.compare import (
-    LRSearch,
-    compare_optimizers,
-    decay_response,
-    markdown_table,
-    plotly_comparison,
-    random_direction_losses,
-    state_memory,
-    train_run,
-    tune_lr,
-)
+from dldna.train.compare import LRSearch, compare_optimizers, train_run, tune_lr
+from dldna.viz.compare import plotly_comparison
 
 
 def blobs(seed: int = 0) -> Dataset:
@@ -99,65 +92,7 @@ def test_compare_optimizers_starts_every_run_from_the_same_weights() -> None:
         compare_optimizers(data, small_model, {})
 
 
-def test_state_memory_counts_optimizer_state_bytes() -> None:
-    pytest.importorskip("dldna.optim", reason="dldna.optim is required")
-    from dldna.optim import state_bytes  # noqa: F401  (the function state_memory relies on)
-
-    x, y = torch.randn(8, 2), torch.randint(0, 4, (8,))
-    table = state_memory(
-        small_model,
-        {"sgd": functools.partial(torch.optim.SGD, lr=0.1), "momentum": functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9),
-         "adam": functools.partial(torch.optim.Adam, lr=0.01)},
-        x,
-        y,
-    )
-    param_bytes = sum(p.numel() * p.element_size() for p in small_model().parameters())
-    assert table["sgd"] == 0
-    assert table["momentum"] == param_bytes
-    assert 2 * param_bytes <= table["adam"] <= 2 * param_bytes + 64
-
-
-@pytest.mark.parametrize("adamw", [torch.optim.AdamW, "dldna"])
-def test_decay_response_of_decoupled_decay_is_one_for_every_gradient_size(adamw) -> None:
-    if adamw == "dldna":
-        from dldna.optim import AdamW as adamw
-    scales = np.logspace(-4, 1, 6)
-    response = decay_response(adamw, scales, lr=1e-3, weight_decay=1e-2, steps=100)
-    np.testing.assert_allclose(response, 1.0, rtol=0.05)
-
-
-def test_decay_response_of_l2_decay_in_adam_falls_with_gradient_size() -> None:
-    scales = np.array([1e-5, 1e-2, 1.0, 10.0])
-    response = decay_response(torch.optim.Adam, scales, lr=1e-3, weight_decay=1e-2, steps=100)
-    assert np.all(np.diff(response) < 0)
-    assert response[0] > 20  # tiny gradients: the L2 term dominates Adam's normaliser, the step is ~lr, not lr*wd
-    assert response[-1] == pytest.approx(1 / 10, rel=0.2)  # large gradients: the L2 term is divided by sqrt(v) ~ 10
-
-
-def test_decay_response_matches_sgd_closed_form() -> None:
-    # Plain SGD: w_T = (1 - lr wd)^T - lr sum_t (1 - lr wd)^(T-1-t) g_t with decay, 1 - lr sum_t g_t without.
-    scales = torch.tensor([0.1, 1.0, 100.0], dtype=torch.float64)
-    lr, wd, steps = 0.1, 0.5, 7
-    response = decay_response(torch.optim.SGD, scales.numpy(), lr=lr, weight_decay=wd, steps=steps, seed=3)
-    grads = scales * torch.randn(steps, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    shrink = (1 - lr * wd) ** torch.arange(steps - 1, -1, -1, dtype=torch.float64)
-    with_decay = (1 - lr * wd) ** steps - lr * (shrink[:, None] * grads).sum(0)
-    without_decay = 1 - lr * grads.sum(0)
-    expected = (without_decay - with_decay) / (1 - (1 - lr * wd) ** steps)
-    np.testing.assert_allclose(response, expected.numpy(), rtol=1e-10)
-
-
-def test_decay_response_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="grad_scales"):
-        decay_response(torch.optim.AdamW, [0.0, 1.0])
-    with pytest.raises(ValueError, match="weight_decay"):
-        decay_response(torch.optim.AdamW, [1.0], weight_decay=0.0)
-    with pytest.raises(ValueError, match="steps"):
-        decay_response(torch.optim.AdamW, [1.0], steps=0)
-
-
 def test_random_direction_losses_are_centred_on_the_model_and_leave_it_unchanged() -> None:
-    pytest.importorskip("dldna.landscape.surface")
     data = blobs()
     dldna.set_seed(0)
     model = small_model()
@@ -184,13 +119,6 @@ def test_train_run_returns_the_trained_model_and_optimizer_state() -> None:
     assert history.steps["loss"] == reference_history.steps["loss"]
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))
     assert int(optimizer.state[next(model.parameters())]["step"]) == history.num_steps == 8
-
-
-def test_markdown_table_and_its_checks() -> None:
-    table = markdown_table(["a", "b"], [[1, "x"], [2.5, "y"]])
-    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x |", "| 2.5 | y |"]
-    with pytest.raises(ValueError, match="row"):
-        markdown_table(["a", "b"], [[1]])
 
 
 def test_plotly_comparison_has_one_slider_step_per_run_highlighting_it() -> None:

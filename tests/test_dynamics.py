@@ -16,7 +16,6 @@ import dldna
 from dldna.data import Dataset
 from dldna.dynamics import bugs
 from dldna.dynamics import (
-    SCHEDULES,
     EffectiveLR,
     GradientClipping,
     GradientNoiseScale,
@@ -30,14 +29,12 @@ from dldna.dynamics import (
     check_random_labels,
     effective_lr,
     estimate_noise_scale,
-    lr_curve,
     lr_range_test,
-    make_scheduler,
     noise_from_batch_gradients,
     series,
     two_batch_noise_scale,
 )
-from dldna.train import fit
+from dldna.train import SCHEDULES, fit, lr_curve, make_scheduler
 
 
 def patterns(n_train: int = 600, n_test: int = 300, classes: int = 4, noise: float = 1.0, seed: int = 0) -> Dataset:

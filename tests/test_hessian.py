@@ -1,4 +1,4 @@
-"""dldna.landscape.hessian in float64: Hessian-vector products against torch.func.hessian and closed forms,
+"""dldna.landscape.hessian and the matrix-free algorithms of dldna.linalg in float64: Hessian-vector products against torch.func.hessian and closed forms,
 eigenvalues against torch.linalg.eigvalsh, trace estimators against the exact trace, Lanczos and SLQ invariants,
 model left untouched, bad arguments, and a cross-check with PyHessian."""
 
@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from dldna import linalg
 from dldna.landscape import hessian as hs
 
 
@@ -190,7 +191,7 @@ def test_top_eigenvalues_match_eigvalsh_of_the_full_hessian(method):
     assert result.matvecs == result.iterations > 0
 
 
-@pytest.mark.parametrize("method", [hs.power_iteration, hs.lanczos_eigenpairs])
+@pytest.mark.parametrize("method", [linalg.power_iteration, linalg.lanczos_eigenpairs])
 def test_algebraic_and_magnitude_orderings_on_an_indefinite_matrix(method):
     matrix = random_symmetric([-10.0, 5.0, 3.0, 1.0, 0.5, -0.2, 0.1, -2.0])
     for which, expected in (("algebraic", [5.0, 3.0, 1.0]), ("magnitude", [-10.0, 5.0, 3.0])):
@@ -202,12 +203,12 @@ def test_algebraic_and_magnitude_orderings_on_an_indefinite_matrix(method):
 
 def test_power_iteration_stops_on_the_residual_rule():
     matrix = random_symmetric([4.0, 3.0, 1.0, 0.5, 0.1])
-    loose = hs.power_iteration(lambda v: matrix @ v, 5, 1, tol=1e-2, max_iter=10_000)
-    tight = hs.power_iteration(lambda v: matrix @ v, 5, 1, tol=1e-8, max_iter=10_000)
+    loose = linalg.power_iteration(lambda v: matrix @ v, 5, 1, tol=1e-2, max_iter=10_000)
+    tight = linalg.power_iteration(lambda v: matrix @ v, 5, 1, tol=1e-8, max_iter=10_000)
     assert loose.converged.all() and tight.converged.all()
     assert loose.residuals[0] <= 1e-2 * 4.0 and tight.residuals[0] <= 1e-8 * 4.0
     assert loose.iterations < tight.iterations
-    capped = hs.power_iteration(lambda v: matrix @ v, 5, 1, tol=1e-12, max_iter=3)
+    capped = linalg.power_iteration(lambda v: matrix @ v, 5, 1, tol=1e-12, max_iter=3)
     assert capped.iterations == 3 and not capped.converged[0]
 
 
@@ -217,7 +218,7 @@ def test_power_iteration_stops_on_the_residual_rule():
 def test_full_dimension_lanczos_recovers_the_spectrum():
     eigenvalues = np.linspace(-3.0, 7.0, 30) ** 3 / 50
     matrix = random_symmetric(eigenvalues, seed=2)
-    decomposition = hs.lanczos(lambda v: matrix @ v, 30, 30, seed=4)
+    decomposition = linalg.lanczos(lambda v: matrix @ v, 30, 30, seed=4)
     basis = decomposition.basis
     torch.testing.assert_close(basis @ basis.T, torch.eye(30, dtype=torch.float64), rtol=0, atol=1e-12)
     np.testing.assert_allclose(torch.linalg.eigvalsh(decomposition.tridiagonal()).numpy(), eigenvalues, atol=1e-10)
@@ -226,7 +227,7 @@ def test_full_dimension_lanczos_recovers_the_spectrum():
 def test_lanczos_restarts_when_the_krylov_space_is_invariant():
     eigenvalues = [2.0] * 4 + [1.0] * 3 + [-1.0] * 3
     matrix = random_symmetric(eigenvalues, seed=5)
-    decomposition = hs.lanczos(lambda v: matrix @ v, 10, 10, seed=0)
+    decomposition = linalg.lanczos(lambda v: matrix @ v, 10, 10, seed=0)
     assert (decomposition.betas[:-1] == 0).sum() >= 2
     ritz_values = torch.linalg.eigvalsh(decomposition.tridiagonal()).numpy()
     np.testing.assert_allclose(ritz_values, sorted(eigenvalues), atol=1e-10)
@@ -236,7 +237,7 @@ def test_lanczos_quadrature_reproduces_the_moments():
     matrix = random_symmetric(np.linspace(-1.0, 2.0, 40), seed=6)
     start = torch.randn(40, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     steps = 5
-    tridiagonal = hs.lanczos(lambda v: matrix @ v, 40, steps, start=start).tridiagonal()
+    tridiagonal = linalg.lanczos(lambda v: matrix @ v, 40, steps, start=start).tridiagonal()
     unit = start / start.norm()
     for power in range(2 * steps):
         exact = unit @ torch.linalg.matrix_power(matrix, power) @ unit
@@ -246,13 +247,13 @@ def test_lanczos_quadrature_reproduces_the_moments():
 def test_slq_weights_nodes_and_density():
     eigenvalues = np.concatenate([np.zeros(40), np.linspace(0.1, 1.0, 15), [5.0, 8.0]])
     matrix = random_symmetric(eigenvalues, seed=8)
-    density = hs.slq(lambda v: matrix @ v, 57, 12, 6, seed=0)
+    density = linalg.slq(lambda v: matrix @ v, 57, 12, 6, seed=0)
     assert density.nodes.shape == density.weights.shape == (6, 12) and density.matvecs == 72
     np.testing.assert_allclose(density.weights.sum(axis=1), 1.0, atol=1e-12)
     assert density.nodes.min() >= -1e-10 and density.nodes.max() <= 8.0 + 1e-10
     assert np.isclose(density.nodes.max(), 8.0, atol=1e-8)  # the extreme eigenvalue converges first
     assert math.isclose(np.trapezoid(density.density, density.grid), 1.0, rel_tol=1e-3)
-    full = hs.slq(lambda v: matrix @ v, 57, 57, 2, seed=1, grid=np.linspace(-1, 9, 50), sigma=0.05)
+    full = linalg.slq(lambda v: matrix @ v, 57, 57, 2, seed=1, grid=np.linspace(-1, 9, 50), sigma=0.05)
     for nodes in full.nodes:
         np.testing.assert_allclose(nodes, np.sort(eigenvalues), atol=1e-9)
     assert full.grid.shape == full.density.shape == (50,) and full.sigma == 0.05
@@ -286,7 +287,7 @@ def test_trace_estimates_lie_within_four_standard_errors(method):
 def test_hutchinson_matches_its_variance_formula():
     matrix = random_symmetric(np.linspace(-1.0, 3.0, 20), seed=9)
     exact_variance = 2 * (float((matrix**2).sum()) - float((matrix.diagonal() ** 2).sum()))
-    result = hs.hutchinson(lambda v: matrix @ v, 20, samples=4000, seed=0)
+    result = linalg.hutchinson(lambda v: matrix @ v, 20, samples=4000, seed=0)
     assert abs(result.estimate - float(matrix.trace())) <= 4 * result.standard_error
     assert math.isclose(result.standard_error**2 * 4000, exact_variance, rel_tol=0.1)
 
@@ -295,14 +296,14 @@ def test_hutch_plus_plus_beats_hutchinson_on_a_low_rank_dominated_matrix():
     eigenvalues = np.concatenate([np.array([100.0, 60.0, 40.0, 30.0, 20.0]), np.full(195, 0.05)])
     matrix = random_symmetric(eigenvalues, seed=10)
     exact = float(eigenvalues.sum())
-    plain = [abs(hs.hutchinson(lambda v: matrix @ v, 200, 30, seed=s).estimate - exact) for s in range(10)]
-    improved = [abs(hs.hutch_plus_plus(lambda v: matrix @ v, 200, 30, seed=s).estimate - exact) for s in range(10)]
+    plain = [abs(linalg.hutchinson(lambda v: matrix @ v, 200, 30, seed=s).estimate - exact) for s in range(10)]
+    improved = [abs(linalg.hutch_plus_plus(lambda v: matrix @ v, 200, 30, seed=s).estimate - exact) for s in range(10)]
     assert np.mean(improved) < 0.1 * np.mean(plain)
 
 
 def test_hutch_plus_plus_is_exact_when_the_sketch_spans_everything():
     matrix = random_symmetric(np.linspace(-2.0, 2.0, 6) + 0.3, seed=11)
-    result = hs.hutch_plus_plus(lambda v: matrix @ v, 6, samples=20)
+    result = linalg.hutch_plus_plus(lambda v: matrix @ v, 6, samples=20)
     assert math.isclose(result.estimate, float(matrix.trace()), rel_tol=1e-10)
     assert result.standard_error < 1e-10
 
@@ -377,10 +378,10 @@ def test_bad_arguments_raise_value_errors_naming_them():
         (lambda: hs.HessianOperator(model, F.cross_entropy, x, y).matvec(torch.ones(5, dtype=torch.float64)), "vector"),
         (lambda: hs.hvp(model, F.cross_entropy, x, y, [torch.ones(2)]), "vector"),
         (lambda: hs.full_hessian(model, x, y, max_dim=10), "max_dim"),
-        (lambda: hs.lanczos(matvec, 5, 6), "steps"),
-        (lambda: hs.lanczos(matvec, 5, 2, start=torch.zeros(5, dtype=torch.float64)), "start"),
-        (lambda: hs.power_iteration(matvec, 0), "dim"),
-        (lambda: hs.slq(matvec, 5, 2, 1, grid=np.zeros((2, 2))), "grid"),
+        (lambda: linalg.lanczos(matvec, 5, 6), "steps"),
+        (lambda: linalg.lanczos(matvec, 5, 2, start=torch.zeros(5, dtype=torch.float64)), "start"),
+        (lambda: linalg.power_iteration(matvec, 0), "dim"),
+        (lambda: linalg.slq(matvec, 5, 2, 1, grid=np.zeros((2, 2))), "grid"),
     ]
     for call, name in cases:
         with pytest.raises(ValueError, match=name):

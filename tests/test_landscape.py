@@ -236,7 +236,8 @@ def test_persistence_counts_two_basins() -> None:
 
 
 def test_hessian_directions_are_orthonormal_eigenvectors_of_the_exact_hessian() -> None:
-    from dldna.landscape.directions import flatten, hessian_directions, trainable_parameters
+    from dldna.landscape.hessian import hessian_directions
+    from dldna.landscape.params import flatten, trainable_parameters
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
@@ -264,8 +265,8 @@ def test_hessian_directions_are_orthonormal_eigenvectors_of_the_exact_hessian() 
 
 
 def test_pca_directions_recover_the_line_a_run_moved_along() -> None:
-    from dldna.landscape.directions import flatten, pca_directions, trainable_parameters
-    from dldna.landscape.trajectory import embed_snapshots
+    from dldna.landscape.params import flatten, trainable_parameters
+    from dldna.landscape.trajectory import embed_snapshots, pca_directions
 
     model = nn.Linear(4, 3)
     size = sum(p.numel() for p in trainable_parameters(model))

@@ -1,9 +1,11 @@
-"""Activation memory counted from autograd's saved tensors, and gradient checkpointing: fewer saved bytes,
-the same training step (gradients, weights and batch-norm running statistics)."""
+"""The memory of a training step: optimizer state after one step, activation memory counted from autograd's
+saved tensors, and gradient checkpointing: fewer saved bytes, the same training step (gradients, weights and
+batch-norm running statistics)."""
 
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Callable
 
 import pytest
@@ -11,7 +13,26 @@ import torch
 from torch import nn
 
 from dldna.models import MLP, ResidualCNN, ResidualMLP, VisionTransformer, set_gradient_checkpointing
-from dldna.train.memory import activation_bytes
+from dldna.train.memory import activation_bytes, state_memory
+
+
+def small_stack() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def test_state_memory_counts_optimizer_state_bytes() -> None:
+    x, y = torch.randn(8, 2), torch.randint(0, 4, (8,))
+    table = state_memory(
+        small_stack,
+        {"sgd": functools.partial(torch.optim.SGD, lr=0.1), "momentum": functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9),
+         "adam": functools.partial(torch.optim.Adam, lr=0.01)},
+        x,
+        y,
+    )
+    param_bytes = sum(p.numel() * p.element_size() for p in small_stack().parameters())
+    assert table["sgd"] == 0
+    assert table["momentum"] == param_bytes
+    assert 2 * param_bytes <= table["adam"] <= 2 * param_bytes + 64
 
 
 def summed(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

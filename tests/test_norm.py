@@ -226,12 +226,6 @@ def test_shared_statistics_mask_matches_the_layers(kind):
     assert torch.equal(changed, torch.from_numpy(mask))
 
 
-def test_plot_shared_statistics_has_four_labelled_panels():
-    fig = norm.plot_shared_statistics()
-    assert len(fig.axes) == 4
-    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
-
-
 def test_batch_statistics_noise_shrinks_like_one_over_sqrt_batch():
     generator = torch.Generator().manual_seed(0)
     features = torch.randn(20000, 8, generator=generator, dtype=torch.float64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from typing import Any, Callable
 
@@ -12,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import dldna.optim as dopt
-from dldna.train.callbacks import Callback, TrainState
+from dldna.callbacks import Callback, TrainState
 
 REFERENCE_STEPS = 100
 RESTART_AT = 60
@@ -196,6 +197,27 @@ def test_functional_update_accepts_tensor_hyperparameters(case: str) -> None:
             update(single, grad[index], state, **floats, **flags)
         torch.testing.assert_close(stacked[index], single, rtol=1e-12, atol=1e-14)
     assert not torch.equal(stacked, start)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One way to plug an optimizer in: its update function, and the group keys its class reads for it.
+
+
+@pytest.mark.parametrize("name", sorted(dopt.OPTIMIZERS))
+def test_class_defaults_are_its_update_functions_arguments(name: str) -> None:
+    """``hyperparameters(defaults)`` names every keyword argument of the update function, and the function's own
+    defaults (used when the chapter calls it by hand) are the class's: the declaration the widgets and the
+    sweep read agrees with the code that runs."""
+    cls = dopt.OPTIMIZERS[name]
+    arguments = cls.hyperparameters(dopt.default_hyperparameters(cls))
+    keywords = {key: p.default for key, p in inspect.signature(cls.update).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    assert list(arguments) == list(keywords)
+    assert {key: value for key, value in arguments.items() if key != "lr"} == {key: value for key, value in keywords.items() if key != "lr"}
+
+
+def test_default_hyperparameters_reads_torch_classes_too() -> None:
+    assert dopt.default_hyperparameters(dopt.Adam) == {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False}
+    assert dopt.default_hyperparameters(torch.optim.SGD)["momentum"] == 0
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from dldna.landscape import momentum, toy
-from dldna.optim import SGD, Adam
+from dldna import toy
+from dldna.optim import SGD, Adam, AdamW
+from dldna.toy import momentum
 from dldna.viz import toy as toy_viz
 
 
@@ -259,3 +260,46 @@ def test_explore_answers_are_what_the_code_measures():
     assert checks.fastest_momentum() == checks.RATE_BETAS[int(np.argmin(predicted))]
     assert checks.uncorrected_ratios(1)[0] == pytest.approx(0.1 / np.sqrt(0.001), rel=1e-9)
     assert not checks.saddle_escape(0.3)[0] and not checks.momentum_rate_check(0.9)[0]
+    assert checks.saddle_escape(0.6)[0]
+    assert checks.saddle_escape(0.3)[1] == "That run has not passed |y| > 1 within the step budget."
+    assert checks.saddle_escape(0.9)[1] == "A smaller momentum in the list already escapes."
+    assert checks.saddle_escape(0.5) == (False, "The answer should be one of (0.0, 0.3, 0.6, 0.9).")
+
+
+@pytest.mark.parametrize("adamw", [torch.optim.AdamW, "dldna"])
+def test_decay_response_of_decoupled_decay_is_one_for_every_gradient_size(adamw) -> None:
+    if adamw == "dldna":
+        adamw = AdamW
+    scales = np.logspace(-4, 1, 6)
+    response = toy.decay_response(adamw, scales, lr=1e-3, weight_decay=1e-2, steps=100)
+    np.testing.assert_allclose(response, 1.0, rtol=0.05)
+
+
+def test_decay_response_of_l2_decay_in_adam_falls_with_gradient_size() -> None:
+    scales = np.array([1e-5, 1e-2, 1.0, 10.0])
+    response = toy.decay_response(torch.optim.Adam, scales, lr=1e-3, weight_decay=1e-2, steps=100)
+    assert np.all(np.diff(response) < 0)
+    assert response[0] > 20  # tiny gradients: the L2 term dominates Adam's normaliser, the step is ~lr, not lr*wd
+    assert response[-1] == pytest.approx(1 / 10, rel=0.2)  # large gradients: the L2 term is divided by sqrt(v) ~ 10
+
+
+def test_decay_response_matches_sgd_closed_form() -> None:
+    # Plain SGD: w_T = (1 - lr wd)^T - lr sum_t (1 - lr wd)^(T-1-t) g_t with decay, 1 - lr sum_t g_t without.
+    scales = torch.tensor([0.1, 1.0, 100.0], dtype=torch.float64)
+    lr, wd, steps = 0.1, 0.5, 7
+    response = toy.decay_response(torch.optim.SGD, scales.numpy(), lr=lr, weight_decay=wd, steps=steps, seed=3)
+    grads = scales * torch.randn(steps, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    shrink = (1 - lr * wd) ** torch.arange(steps - 1, -1, -1, dtype=torch.float64)
+    with_decay = (1 - lr * wd) ** steps - lr * (shrink[:, None] * grads).sum(0)
+    without_decay = 1 - lr * grads.sum(0)
+    expected = (without_decay - with_decay) / (1 - (1 - lr * wd) ** steps)
+    np.testing.assert_allclose(response, expected.numpy(), rtol=1e-10)
+
+
+def test_decay_response_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="grad_scales"):
+        toy.decay_response(torch.optim.AdamW, [0.0, 1.0])
+    with pytest.raises(ValueError, match="weight_decay"):
+        toy.decay_response(torch.optim.AdamW, [1.0], weight_decay=0.0)
+    with pytest.raises(ValueError, match="steps"):
+        toy.decay_response(torch.optim.AdamW, [1.0], steps=0)

@@ -12,7 +12,8 @@ from torch import nn
 
 import dldna
 from dldna.data import Dataset
-from dldna.train import Callback, History, StopFlag, TrainState, evaluate, fit
+from dldna.train import Callback, History, StopFlag, TrainState, epoch_order, evaluate, fit
+from dldna.train.run import evaluation_mode, training_mode
 
 
 def blobs(n_train: int = 512, n_test: int = 256, seed: int = 0) -> Dataset:
@@ -164,6 +165,37 @@ def test_evaluation_split_and_mode_restored() -> None:
     model.train()
     evaluate(model, data.x_test, data.y_test)
     assert model.training
+
+
+def test_epoch_order_gives_the_batches_fit_trains_on() -> None:
+    """Reproducing a run's batches needs only the seed: fit visits the samples in ``epoch_order`` of a generator
+    seeded with it, one call per epoch, in consecutive slices."""
+
+    class Inputs(Callback):
+        def __init__(self) -> None:
+            self.batches: list[torch.Tensor] = []
+
+        def on_step_end(self, state: TrainState) -> None:
+            self.batches.append(state.inputs.clone())
+
+    data, model, recorder = blobs(), small_model(), Inputs()
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), data, epochs=2, batch_size=100, seed=11, callbacks=[recorder])
+    generator = torch.Generator().manual_seed(11)
+    expected = [data.x_train[order[start : start + 100]] for order in (epoch_order(generator, 512, "cpu") for _ in range(2)) for start in range(0, 512, 100)]
+    assert len(recorder.batches) == len(expected) == 12
+    assert all(torch.equal(seen, batch) for seen, batch in zip(recorder.batches, expected))
+
+
+def test_evaluation_and_training_mode_give_every_submodule_its_own_mode_back() -> None:
+    model = nn.Sequential(nn.Linear(2, 8), nn.Dropout(0.5), nn.BatchNorm1d(8))
+    model[2].eval()  # a frozen norm layer inside a model in training mode
+    with evaluation_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, True, False]
+    model.eval()
+    with training_mode(model):
+        assert all(m.training for m in model.modules())
+    assert not any(m.training for m in model.modules())
 
 
 @pytest.mark.parametrize(

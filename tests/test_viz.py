@@ -10,8 +10,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from dldna import init
+from dldna.history import History
 from dldna.landscape.surface import Surface
-from dldna.train.history import History
+from dldna.viz import init as init_viz
+from dldna.viz import norm as norm_viz
+from dldna.viz.compare import markdown_table
 from dldna.viz.landscape import plot_contour, plot_interpolation, plotly_surface
 from dldna.viz.training import plot_runs, plotly_runs, smooth
 
@@ -75,3 +79,25 @@ def test_landscape_figures_draw_the_given_surface() -> None:
         plotly_surface(line)
     with pytest.raises(ValueError, match="must be 1-D"):
         plot_interpolation({"plane": surface})
+
+
+def test_markdown_table_and_its_checks() -> None:
+    table = markdown_table(["a", "b"], [[1, "x"], [2.5, "y"]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x |", "| 2.5 | y |"]
+    with pytest.raises(ValueError, match="row"):
+        markdown_table(["a", "b"], [[1]])
+
+
+def test_initialisation_plots_have_labelled_axes():
+    results = init.compare_schemes(["kaiming_normal", "xavier_normal"], depth=10, width=32, batch_size=16)
+    fig = init_viz.plot_signal_propagation(results)
+    assert [ax.get_yscale() for ax in fig.axes] == ["log", "log"]
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    hist = init_viz.plot_activation_histograms(results["kaiming_normal"])
+    assert len(hist.axes) == 5 and hist.axes[0].get_ylabel() == "density"
+
+
+def test_plot_shared_statistics_has_four_labelled_panels():
+    fig = norm_viz.plot_shared_statistics()
+    assert len(fig.axes) == 4
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)

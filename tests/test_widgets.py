@@ -26,9 +26,9 @@ from torch import nn
 
 import dldna
 from dldna.data import Dataset
-from dldna.landscape.toy import run_optimizer, toy_surfaces
 from dldna.models import MLP
 from dldna.optim import SGD, Adam
+from dldna.toy import run_optimizer, toy_surfaces
 from dldna.widgets import Playground, TrainerPanel
 from dldna.widgets.figure_content import ContourMap, FigureContent, Line, Panel, to_matplotlib, to_plotly
 from dldna.widgets.trainer import CPU_SIZE, FULL_SIZE, panel_size

@@ -5,7 +5,8 @@ and the range test, gradient clipping, the gradient noise scale, and the debuggi
   :class:`StopAtTarget`, :class:`Sharpness`) and :func:`series` to read their records.
 - :mod:`~dldna.dynamics.noise`: :class:`GradientNoiseScale`, :func:`estimate_noise_scale`, :func:`two_batch_noise_scale`.
 - :mod:`~dldna.dynamics.batch_size`: :func:`batch_size_sweep` (steps to a target per batch size), :func:`fit_step_curve`, :func:`scaling_regimes`.
-- :mod:`~dldna.dynamics.schedules`: :func:`make_scheduler` (:data:`SCHEDULES`), :func:`lr_curve`, :func:`lr_range_test`.
+- :mod:`~dldna.dynamics.range_test`: :func:`lr_range_test` (the schedules themselves are
+  :func:`dldna.train.make_scheduler` and :func:`dldna.train.lr_curve`).
 - :mod:`~dldna.dynamics.clipping`: :class:`GradientClipping`.
 - :mod:`~dldna.dynamics.checks` and :mod:`~dldna.dynamics.bugs`: the checklist, and broken models that fail it.
 """
@@ -32,10 +33,9 @@ from dldna.dynamics.metrics import (
     top_hessian_eigenvalue,
 )
 from dldna.dynamics.noise import GradientNoiseScale, NoiseScale, estimate_noise_scale, noise_from_batch_gradients, two_batch_noise_scale
-from dldna.dynamics.schedules import SCHEDULES, RangeTestResult, lr_curve, lr_range_test, make_scheduler, warmup_then
+from dldna.dynamics.range_test import RangeTestResult, lr_range_test
 
 __all__ = [
-    "SCHEDULES",
     "BatchSizeResult",
     "CheckResult",
     "EffectiveLR",
@@ -57,13 +57,10 @@ __all__ = [
     "estimate_noise_scale",
     "fit_step_curve",
     "layer_parameters",
-    "lr_curve",
     "lr_range_test",
-    "make_scheduler",
     "scaling_regimes",
     "noise_from_batch_gradients",
     "series",
     "top_hessian_eigenvalue",
     "two_batch_noise_scale",
-    "warmup_then",
 ]

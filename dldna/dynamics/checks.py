@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from dldna.callbacks import Callback, TrainState
 from dldna.data import Dataset
-from dldna.train import Callback, TrainState, evaluate, fit
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from dldna.train import evaluate, fit
+from dldna.train.run import LossFn
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 

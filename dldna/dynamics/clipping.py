@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from dldna.train import Callback, TrainState
+from dldna.callbacks import Callback, TrainState
 
 
 class GradientClipping(Callback):

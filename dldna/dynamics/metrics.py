@@ -16,17 +16,19 @@ The gradient noise scale lives in :mod:`dldna.dynamics.noise` and gradient clipp
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dldna.callbacks import Callback, TrainState
 from dldna.data import Dataset
-from dldna.train import Callback, History, TrainState, evaluate
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from dldna.history import History
+from dldna.landscape.hessian import top_eigenvalues
+from dldna.train import evaluate
+from dldna.train.run import LossFn
 
 
 def _check_every(every: int) -> int:
@@ -274,8 +276,6 @@ def top_hessian_eigenvalue(
     their running statistics). Near a minimum, and along a training run, this is the largest positive
     eigenvalue. The model's ``.grad``, buffers and mode are left as they were.
     """
-    from dldna.landscape.hessian import top_eigenvalues
-
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     result = top_eigenvalues(

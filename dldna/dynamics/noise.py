@@ -25,15 +25,13 @@ averages each over many steps before taking the ratio, which the callback does w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dldna.train import Callback, TrainState
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from dldna.callbacks import Callback, TrainState
+from dldna.train.run import LossFn, training_mode
 
 
 @dataclass(frozen=True)
@@ -116,12 +114,8 @@ def estimate_noise_scale(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     order = torch.randperm(len(y), generator=generator)[: batch_size * num_batches].to(y.device)
     chunks = [(x[index], y[index]) for index in order.split(batch_size)]
-    was_training = model.training
-    model.train()
-    try:
+    with training_mode(model):
         return noise_from_batch_gradients(_batch_gradients(model, chunks, loss_fn), batch_size)
-    finally:
-        model.train(was_training)
 
 
 class GradientNoiseScale(Callback):

@@ -4,7 +4,7 @@ expected value."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -21,6 +21,30 @@ def close(answer: Any, expected: float, rel: float = 1e-3, abs_tol: float = 1e-6
         return True, "matches."
     direction = "too large" if value > expected else "too small"
     return False, f"{value:.6g} is {direction}."
+
+
+def one_of(
+    answer: Any,
+    choices: Sequence[Any],
+    solution: Callable[[], Any],
+    *,
+    right: str,
+    below: str,
+    above: str | None = None,
+    name: str = "answer",
+) -> tuple[bool, str]:
+    """Grade an answer that must be one of the ``choices`` the exercise lists. Outside them, say so; equal to
+    ``solution()`` (computed only then), pass with ``right``; otherwise fail with ``below`` when it is smaller
+    than the solution (or when no choice qualifies, a solution of ``None``) and with ``above`` (default
+    ``below``) when larger. The messages never show the solution."""
+    if answer not in choices:
+        return False, f"The {name} should be one of {tuple(choices)}."
+    expected = solution()
+    if answer == expected:
+        return True, right
+    if expected is None or answer < expected:
+        return False, below
+    return False, below if above is None else above
 
 
 def all_close(answer: Any, expected: Sequence[float], rel: float = 1e-3, abs_tol: float = 1e-6) -> tuple[bool, str]:

@@ -6,9 +6,10 @@ import math
 
 import torch
 
-from dldna.dynamics import lr_curve, noise_from_batch_gradients
+from dldna.dynamics import noise_from_batch_gradients
 from dldna.exercises import register
 from dldna.exercises._grading import all_close, close, same_tensors
+from dldna.train import lr_curve
 
 STABILITY_LR, STABILITY_CURVATURE = 0.05, 50.0
 SCALING_BASE_LR, SCALING_BASE_BATCH, SCALING_BATCH = 0.1, 256, 8192

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dldna.exercises import register
-from dldna.exercises._grading import all_close, close, same_tensors
+from dldna.exercises._grading import all_close, close, one_of, same_tensors
 
 
 @register("start.parameter-count", hint="Each Linear(n_in, n_out) layer has n_in * n_out weights plus n_out biases.")
@@ -98,11 +98,7 @@ def smallest_diverging_lr() -> float | None:
 
 @register("start.divergence", hint="Run the six trainings exactly as described and look at `history.diverged`.")
 def divergence(answer: float) -> tuple[bool, str]:
-    if answer not in DIVERGENCE_LRS:
-        return False, f"The answer should be one of {DIVERGENCE_LRS}."
-    expected = smallest_diverging_lr()
-    if answer == expected:
-        return True, "below it every run stays finite for one epoch."
-    if expected is None or answer > expected:
-        return False, "A smaller learning rate in the list already diverges."
-    return False, "That run does not diverge within one epoch."
+    return one_of(
+        answer, DIVERGENCE_LRS, smallest_diverging_lr, right="below it every run stays finite for one epoch.",
+        below="That run does not diverge within one epoch.", above="A smaller learning rate in the list already diverges.",
+    )

@@ -10,7 +10,7 @@ import torch
 
 from dldna import init
 from dldna.exercises import register
-from dldna.exercises._grading import close
+from dldna.exercises._grading import close, one_of
 from dldna.models import ResidualMLP
 
 
@@ -109,8 +109,8 @@ def most_stable_std(depth: int = 30, width: int = 128) -> float:
 
 @register("init.critical-std", hint="Run init.compare_schemes(['normal'], depth=30, width=128, activation='relu', batch_size=256, std=s, seed=0) for each s and compare activation_std[-1] with activation_std[0].")
 def critical_std(answer: float) -> tuple[bool, str]:
-    if answer not in CRITICAL_STDS:
-        return False, f"The answer should be one of {CRITICAL_STDS}."
-    if answer == most_stable_std():
-        return True, "compare it with sqrt(2 / 128): the variance rule picked it before any experiment."
-    return False, "Another standard deviation keeps the signal closer to its first-layer size."
+    return one_of(
+        answer, CRITICAL_STDS, most_stable_std,
+        right="compare it with sqrt(2 / 128): the variance rule picked it before any experiment.",
+        below="Another standard deviation keeps the signal closer to its first-layer size.",
+    )

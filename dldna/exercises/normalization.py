@@ -10,7 +10,7 @@ from torch import nn
 
 from dldna import activations, norm
 from dldna.exercises import register
-from dldna.exercises._grading import all_close, close, same_tensors
+from dldna.exercises._grading import all_close, close, one_of, same_tensors
 
 BATCH = (1.0, 2.0, 3.0, 6.0)
 
@@ -102,9 +102,8 @@ def smallest_reliable_batch(threshold: float = 0.2) -> int | None:
     hint="Call norm.batch_statistics_noise(features, batch_sizes, trials=256, generator=torch.Generator().manual_seed(0)) and read normalization_error.",
 )
 def small_batch(answer: int) -> tuple[bool, str]:
-    if answer not in SMALL_BATCH_SIZES:
-        return False, f"The answer should be one of {SMALL_BATCH_SIZES}."
-    expected = smallest_reliable_batch()
-    if answer == expected:
-        return True, "below this size the batch statistics are too noisy for the threshold."
-    return False, "That batch size is too small." if expected is None or answer < expected else "A smaller batch size already meets the threshold."
+    return one_of(
+        answer, SMALL_BATCH_SIZES, smallest_reliable_batch,
+        right="below this size the batch statistics are too noisy for the threshold.",
+        below="That batch size is too small.", above="A smaller batch size already meets the threshold.",
+    )

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from dldna.exercises import register
-from dldna.exercises._grading import all_close, same_tensors
+from dldna.exercises._grading import all_close, one_of, same_tensors
 
 MOMENTUM_BY_HAND = dict(w0=1.0, lr=0.1, momentum=0.9, steps=3)
 SADDLE_BETAS = (0.0, 0.3, 0.6, 0.9)
@@ -53,7 +53,8 @@ def momentum_by_hand(answer: list[float]) -> tuple[bool, str]:
     "the Hessian of (x² + 25 y²)/2 is diagonal.",
 )
 def ravine_learning_rate(answer: tuple[float, float, float]) -> tuple[bool, str]:
-    from dldna.landscape import momentum, toy
+    from dldna import toy
+    from dldna.toy import momentum
 
     hessian = torch.autograd.functional.hessian(toy.ravine(25.0), torch.zeros(2, dtype=torch.float64))
     curvatures = torch.linalg.eigvalsh(hessian)
@@ -123,7 +124,8 @@ def adam_update_check(function) -> tuple[bool, str]:
     "gradient step. Return all iterates w_1 … w_steps stacked in a tensor of shape (steps, d).",
 )
 def heavy_ball_check(function) -> tuple[bool, str]:
-    from dldna.landscape import momentum, toy
+    from dldna import toy
+    from dldna.toy import momentum
     from dldna.optim import SGD
 
     eigenvalues = [0.05, 0.4, 1.0]
@@ -140,7 +142,7 @@ def heavy_ball_check(function) -> tuple[bool, str]:
 
 def saddle_escape_answer() -> float | None:
     """The smallest momentum in :data:`SADDLE_BETAS` whose SGD run leaves the saddle (|y| > threshold) in time."""
-    from dldna.landscape import toy
+    from dldna import toy
     from dldna.optim import SGD
 
     lr, steps, threshold = SADDLE_SETTINGS["lr"], SADDLE_SETTINGS["steps"], SADDLE_SETTINGS["threshold"]
@@ -153,19 +155,15 @@ def saddle_escape_answer() -> float | None:
 
 @register("optim.saddle-escape", hint="Run SGD from toy.saddle().start for each momentum and use Trajectory.steps_until.")
 def saddle_escape(answer: float) -> tuple[bool, str]:
-    if answer not in SADDLE_BETAS:
-        return False, f"The answer should be one of {SADDLE_BETAS}."
-    expected = saddle_escape_answer()
-    if answer == expected:
-        return True, "smaller momenta are still near the ridge after that many steps."
-    if expected is None or answer < expected:
-        return False, "That run has not passed |y| > 1 within the step budget."
-    return False, "A smaller momentum in the list already escapes."
+    return one_of(
+        answer, SADDLE_BETAS, saddle_escape_answer, right="smaller momenta are still near the ridge after that many steps.",
+        below="That run has not passed |y| > 1 within the step budget.", above="A smaller momentum in the list already escapes.",
+    )
 
 
 def fastest_momentum() -> float:
     """The momentum in :data:`RATE_BETAS` with the smallest measured rate (see exercise ``optim.momentum-rate``)."""
-    from dldna.landscape import momentum
+    from dldna.toy import momentum
 
     s = RATE_SETTINGS
     eigenvalues = np.geomspace(s["mu"], s["big_l"], s["count"])
@@ -175,15 +173,13 @@ def fastest_momentum() -> float:
 
 @register(
     "optim.momentum-rate",
-    hint="Use dldna.landscape.momentum.measured_rate for each β (or momentum_rate for the prediction: they agree).",
+    hint="Use dldna.toy.momentum.measured_rate for each β (or momentum_rate for the prediction: they agree).",
 )
 def momentum_rate_check(answer: float) -> tuple[bool, str]:
-    if answer not in RATE_BETAS:
-        return False, f"The answer should be one of {RATE_BETAS}."
-    expected = fastest_momentum()
-    if answer == expected:
-        return True, "the slowest eigen-direction decides, and this β balances the smallest and largest curvature."
-    return False, "Another β in the list gives a smaller worst-case rate: " + (
-        "try more momentum." if answer < expected else "try less momentum."
+    return one_of(
+        answer, RATE_BETAS, fastest_momentum,
+        right="the slowest eigen-direction decides, and this β balances the smallest and largest curvature.",
+        below="Another β in the list gives a smaller worst-case rate: try more momentum.",
+        above="Another β in the list gives a smaller worst-case rate: try less momentum.",
     )
 

@@ -1,27 +1,45 @@
-"""Loss landscapes: interpolation between models, directions in weight space, 1-D and 2-D surfaces evaluated
-with ``vmap``, training trajectories, multi-scale summaries, and the Hessian (curvature) routines."""
+"""Network loss landscapes: interpolation between models, directions in weight space, 1-D and 2-D surfaces
+evaluated with ``vmap``, training trajectories, multi-scale summaries, and the Hessian (curvature).
+
+- :mod:`~dldna.landscape.params`: the parameter vector every other module works in.
+- :mod:`~dldna.landscape.directions`: random filter-normalised directions and planes.
+- :mod:`~dldna.landscape.surface` and :mod:`~dldna.landscape.interpolation`: the loss along lines and planes.
+- :mod:`~dldna.landscape.hessian`: Hessian-vector products and what :mod:`dldna.linalg` computes from them.
+- :mod:`~dldna.landscape.trajectory`: weights saved during training, projected to two dimensions.
+- :mod:`~dldna.landscape.multiscale`: wavelet energy and sublevel-set persistence of a computed surface.
+
+The toy surfaces of the optimizer chapters are :mod:`dldna.toy`.
+"""
 
 from dldna.landscape.directions import (
     filter_normalize,
-    flatten,
     gaussian_direction,
-    hessian_directions,
     inner,
     orthogonalize,
-    pca_directions,
     random_direction,
     random_plane,
-    trainable_names,
-    trainable_parameters,
-    unflatten,
 )
-from dldna.landscape.hessian import HessianOperator, full_hessian, hessian_trace, hvp, spectral_density, top_eigenvalues
+from dldna.landscape.hessian import (
+    HessianOperator,
+    full_hessian,
+    hessian_directions,
+    hessian_trace,
+    hvp,
+    spectral_density,
+    top_eigenvalues,
+)
 from dldna.landscape.interpolation import interpolate
 from dldna.landscape.multiscale import Persistence, WaveletEnergy, sublevel_persistence, wavelet_energy
-from dldna.landscape.surface import Surface, evaluate_combinations, loss_line, loss_plane
-from dldna.landscape.toy import *  # noqa: F403  (2-D toy surfaces for the optimizer chapters)
-from dldna.landscape.toy import __all__ as _toy_names
-from dldna.landscape.trajectory import TrajectoryPCA, WeightTrajectory, embed_snapshots, project_on_plane, trajectory_pca
+from dldna.landscape.params import flatten, trainable_names, trainable_parameters, unflatten
+from dldna.landscape.surface import Surface, evaluate_combinations, loss_line, loss_plane, random_direction_losses
+from dldna.landscape.trajectory import (
+    TrajectoryPCA,
+    WeightTrajectory,
+    embed_snapshots,
+    pca_directions,
+    project_on_plane,
+    trajectory_pca,
+)
 
 __all__ = [
     "HessianOperator",
@@ -36,8 +54,8 @@ __all__ = [
     "flatten",
     "full_hessian",
     "gaussian_direction",
-    "hessian_trace",
     "hessian_directions",
+    "hessian_trace",
     "hvp",
     "inner",
     "interpolate",
@@ -47,6 +65,7 @@ __all__ = [
     "pca_directions",
     "project_on_plane",
     "random_direction",
+    "random_direction_losses",
     "random_plane",
     "spectral_density",
     "sublevel_persistence",
@@ -56,5 +75,4 @@ __all__ = [
     "trajectory_pca",
     "unflatten",
     "wavelet_energy",
-    *_toy_names,
 ]

@@ -1,51 +1,24 @@
 """Directions in weight space along which a loss landscape is drawn.
 
-A direction is a list of tensors shaped like the model's trainable parameters (``trainable_parameters``), so
-it can be added to the weights layer by layer. Three kinds are built here:
-
-- random Gaussian directions with *filter-wise normalisation* (Li et al., 2018): every filter of a
-  convolution, every output row of a linear layer, gets the norm of the matching filter of the weights, so
-  that a step of size 1 means "as large as the weights themselves" in every layer, whatever their scale;
-- top Hessian eigenvectors (directions of largest curvature), via :mod:`dldna.landscape.hessian`;
-- principal components of a training trajectory (scikit-learn PCA), the plane in which a run moved most.
+A direction is a list of tensors shaped like the model's trainable parameters
+(:func:`~dldna.landscape.params.trainable_parameters`), so it can be added to the weights layer by layer. Built
+here: random Gaussian directions with *filter-wise normalisation* (Li et al., 2018): every filter of a
+convolution, every output row of a linear layer, gets the norm of the matching filter of the weights, so that a
+step of size 1 means "as large as the weights themselves" in every layer, whatever their scale. The other two
+kinds live with what they come from: top Hessian eigenvectors (:func:`dldna.landscape.hessian.hessian_directions`)
+and principal components of a training trajectory (:func:`dldna.landscape.trajectory.pca_directions`).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-Direction = list[Tensor]
+from dldna.landscape.params import Direction, trainable_parameters
+
 IgnoreSpec = Literal["biasbn"] | bool
-LossFn = Callable[[Tensor, Tensor], Tensor]
-
-
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The parameters a direction covers: those with ``requires_grad``, in ``model.parameters()`` order."""
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def trainable_names(model: nn.Module) -> list[str]:
-    """Names of :func:`trainable_parameters`, in the same order (keys for ``torch.func.functional_call``)."""
-    return [name for name, p in model.named_parameters() if p.requires_grad]
-
-
-def flatten(tensors: Sequence[Tensor]) -> Tensor:
-    """All ``tensors`` as one 1-D vector (a copy)."""
-    return torch.cat([t.reshape(-1) for t in tensors])
-
-
-def unflatten(vector: Tensor, like: Sequence[Tensor]) -> Direction:
-    """Cut a 1-D ``vector`` into tensors shaped like ``like`` (the inverse of :func:`flatten`)."""
-    total = sum(t.numel() for t in like)
-    if vector.dim() != 1 or vector.numel() != total:
-        raise ValueError(f"vector must be 1-D with {total} entries, got shape {tuple(vector.shape)}")
-    pieces = torch.split(vector, [t.numel() for t in like])
-    return [piece.reshape(t.shape).to(dtype=t.dtype, device=t.device) for piece, t in zip(pieces, like)]
 
 
 def inner(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
@@ -136,39 +109,3 @@ def random_plane(model: nn.Module, ignore: IgnoreSpec = "biasbn", seed: int = 0,
         return first, second
     weights = trainable_parameters(model)
     return filter_normalize(first, weights, ignore), filter_normalize(second, weights, ignore)
-
-
-def hessian_directions(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    loss_fn: LossFn = F.cross_entropy,
-    k: int = 2,
-    seed: int = 0,
-) -> tuple[list[Direction], np.ndarray]:
-    """The top-``k`` Hessian eigenvectors of the loss on ``(x, y)`` as directions, and their eigenvalues.
-
-    Eigenvectors have unit norm over all parameters (they are not filter-normalised: their scale is what
-    makes the eigenvalue the curvature along them), so a step of 1 moves the weights by distance 1.
-    """
-    from dldna.landscape.hessian import top_eigenvalues
-
-    result = top_eigenvalues(model, x, y, loss_fn=loss_fn, k=k, seed=seed)
-    params = trainable_parameters(model)
-    directions = [[t.detach().to(dtype=p.dtype, device=p.device) for t, p in zip(vector, params)] for vector in result.eigenvectors]
-    return directions, np.asarray(result.eigenvalues)
-
-
-def pca_directions(model: nn.Module, trajectory: Tensor | np.ndarray, k: int = 2) -> tuple[list[Direction], np.ndarray]:
-    """The first ``k`` principal components of a weight trajectory as directions, with explained variance ratios.
-
-    ``trajectory`` holds one flattened weight vector per row (as saved by
-    :class:`dldna.landscape.trajectory.WeightTrajectory`); components have unit norm.
-    """
-    from dldna.landscape.trajectory import trajectory_pca
-
-    pca = trajectory_pca(trajectory, k)
-    params = trainable_parameters(model)
-    device, dtype = params[0].device, params[0].dtype
-    directions = [unflatten(torch.as_tensor(c, device=device, dtype=dtype), params) for c in pca.components]
-    return directions, pca.explained_variance_ratio

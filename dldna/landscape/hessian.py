@@ -1,34 +1,26 @@
-"""Curvature of the loss through Hessian-vector products: top eigenvalues, trace and spectral density.
+"""Curvature of a network's loss through Hessian-vector products: top eigenvalues, trace, spectral density and
+the top eigenvectors as landscape directions.
 
 A network with ``d`` parameters has a ``d x d`` Hessian; for the book's 435k-parameter MLP that is about 190
-billion numbers, so nothing here forms it. Every routine touches the Hessian only through products ``H v``,
-each costing about two gradient evaluations: differentiate the loss once keeping the graph, then differentiate
-the inner product ``<grad L, v>`` a second time (Pearlmutter, 1994).
+billion numbers, so nothing here forms it. :class:`HessianOperator` gives products ``H v``, each costing about two
+gradient evaluations: differentiate the loss once keeping the graph, then differentiate the inner product
+``<grad L, v>`` a second time (Pearlmutter, 1994). The matrix-free algorithms of :mod:`dldna.linalg` run on it:
 
-- :func:`hvp` and :class:`HessianOperator`: ``H v`` for a model, a batch of data and a loss.
-- :func:`power_iteration` and :func:`lanczos_eigenpairs` behind :func:`top_eigenvalues`: the largest
-  eigenvalues (the sharpness that limits the stable learning rate).
-- :func:`hutchinson` and :func:`hutch_plus_plus` behind :func:`hessian_trace`: the sum of all curvatures.
-- :func:`lanczos` and :func:`slq` behind :func:`spectral_density`: the whole eigenvalue density by stochastic
-  Lanczos quadrature.
+- :func:`top_eigenvalues`: the largest eigenvalues (the sharpness that limits the stable learning rate), by
+  Lanczos or power iteration; :func:`hessian_directions` turns their eigenvectors into landscape directions.
+- :func:`hessian_trace`: the sum of all curvatures, by Hutchinson or Hutch++.
+- :func:`spectral_density`: the whole eigenvalue density by stochastic Lanczos quadrature.
 - :func:`full_hessian`: the explicit matrix for tiny models, the reference the tests compare against.
 
-The generic routines accept any symmetric linear operator given as a ``matvec`` callable and its dimension, so
-they run unchanged on explicit matrices and on Hessians; their vectors live in ``dtype`` on ``device`` (float64
-on the CPU unless told otherwise: pass ``operator.dtype`` and ``operator.device`` for a network's Hessian, as the
-model-level functions do). Random vectors are drawn on the CPU from ``seed`` and then moved, so a seed gives
-the same vectors on every device. Analysis functions put the model in evaluation mode while they run (dropout
-off, batch norm on its running statistics, which then stay untouched), restore every module's mode afterwards
-and never write to parameters or their ``.grad``.
+The operator's vectors live in the parameters' dtype and device. Analysis functions put the model in
+evaluation mode while they run (dropout off, batch norm on its running statistics, which then stay untouched),
+restore every module's mode afterwards and never write to parameters or their ``.grad``.
 """
 
 from __future__ import annotations
 
-import math
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import partial
-from typing import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,154 +28,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from dldna.landscape.directions import flatten, trainable_names, trainable_parameters
-
-__all__ = [
-    "Density",
-    "EigenResult",
-    "HessianOperator",
-    "LanczosDecomposition",
-    "TraceResult",
-    "evaluation_mode",
-    "full_hessian",
-    "hessian_trace",
-    "hutch_plus_plus",
-    "hutchinson",
-    "hvp",
-    "lanczos",
-    "lanczos_eigenpairs",
-    "power_iteration",
-    "slq",
-    "spectral_density",
-    "top_eigenvalues",
-]
-
-LossFn = Callable[[Tensor, Tensor], Tensor]
-MatVec = Callable[[Tensor], Tensor]
-Device = torch.device | str
+from dldna.landscape.params import Direction, flatten, trainable_names, trainable_parameters
+from dldna.linalg import (
+    Density,
+    EigenResult,
+    TraceResult,
+    check_choice,
+    check_int,
+    hutch_plus_plus,
+    hutchinson,
+    lanczos_eigenpairs,
+    power_iteration,
+    slq,
+)
+from dldna.train.run import LossFn, evaluation_mode
 
 EIGEN_METHODS = ("lanczos", "power")
 TRACE_METHODS = ("hutchinson", "hutch++")
-WHICH = ("algebraic", "magnitude")
-
-
-# ----------------------------------------------------------------------------------------------- results
-
-
-@dataclass
-class EigenResult:
-    """Approximate eigenpairs of a symmetric operator.
-
-    ``eigenvalues`` are in descending order (of value for ``which="algebraic"``, of absolute value for
-    ``which="magnitude"``). ``eigenvectors[i]`` is the unit eigenvector of ``eigenvalues[i]`` as a list of
-    tensors shaped like the parameters (a single flat tensor for a generic operator). ``residuals[i]`` is
-    ``||H v_i - lambda_i v_i||``: some eigenvalue lies within that distance of ``eigenvalues[i]``.
-    ``converged[i]`` says whether that residual is within ``tol |eigenvalues[i]|``.
-    """
-
-    eigenvalues: np.ndarray
-    eigenvectors: list[list[Tensor]] = field(repr=False)
-    residuals: np.ndarray
-    converged: np.ndarray
-    iterations: int
-    matvecs: int
-
-
-@dataclass
-class TraceResult:
-    """A stochastic trace estimate, its standard error and the number of matrix-vector products it used."""
-
-    estimate: float
-    standard_error: float
-    samples: int
-
-
-@dataclass
-class LanczosDecomposition:
-    """``A Q^T = Q^T T + betas[-1] q_next e_m^T`` after ``m`` Lanczos steps.
-
-    ``basis`` holds the orthonormal Lanczos vectors as rows ``(m, dim)``; ``T`` is the symmetric tridiagonal
-    matrix with diagonal ``alphas`` and off-diagonal ``betas[:-1]``; ``betas[-1]`` is the norm of what the last
-    step left outside the basis (zero once the Krylov space is invariant). A zero inside ``betas[:-1]`` marks a
-    restart from a fresh random direction after the Krylov space became invariant.
-    """
-
-    alphas: Tensor
-    betas: Tensor
-    basis: Tensor
-
-    def tridiagonal(self) -> Tensor:
-        """The ``m x m`` tridiagonal matrix ``T = Q A Q^T`` (float64, on the CPU)."""
-        alphas, betas = self.alphas.cpu().double(), self.betas[:-1].cpu().double()
-        return torch.diag(alphas) + torch.diag(betas, 1) + torch.diag(betas, -1)
-
-
-@dataclass
-class Density:
-    """An eigenvalue density estimated by stochastic Lanczos quadrature.
-
-    ``nodes[r]`` and ``weights[r]`` are the Gauss quadrature rule of run ``r`` (the Ritz values and the squared
-    first components of the eigenvectors of its tridiagonal matrix; each run's weights sum to 1). ``density``
-    is their average smoothed by Gaussian kernels of width ``sigma`` on ``grid``; it integrates to about 1.
-    """
-
-    nodes: np.ndarray
-    weights: np.ndarray
-    grid: np.ndarray
-    density: np.ndarray
-    sigma: float
-    dim: int
-    matvecs: int
-
-    @property
-    def trace_estimate(self) -> float:
-        """``dim`` times the mean of the spectrum: each run's rule gives ``v^T A v`` for its unit start vector."""
-        return float(self.dim * np.mean(np.sum(self.weights * self.nodes, axis=1)))
-
-
-# ----------------------------------------------------------------------------------------------- checks
-
-
-def _check_int(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def _check_tol(tol: float) -> float:
-    if not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol!r}")
-    return float(tol)
-
-
-# ----------------------------------------------------------------------------------------------- model side
-
-
-def _remember_modes_and_eval(model: nn.Module) -> list[tuple[nn.Module, bool]]:
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    return modes
-
-
-def _restore_modes(modes: list[tuple[nn.Module, bool]]) -> None:
-    for module, training in modes:
-        module.training = training
-
-
-@contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in evaluation mode for the block, then give every submodule back its own mode."""
-    modes = _remember_modes_and_eval(model)
-    try:
-        yield model
-    finally:
-        _restore_modes(modes)
 
 
 def _gradient_with_graph(
@@ -243,25 +104,26 @@ class HessianOperator:
         self.params = trainable_parameters(model) if params is None else list(params)
         if not self.params or not all(p.requires_grad for p in self.params):
             raise ValueError("params (default: the model's trainable parameters) must be non-empty and require grad")
-        self.batch_size = len(x) if batch_size is None else min(_check_int("batch_size", batch_size), len(x))
+        self.batch_size = len(x) if batch_size is None else min(check_int("batch_size", batch_size), len(x))
         self.shapes = [p.shape for p in self.params]
         self.numels = [p.numel() for p in self.params]
         self.dim = sum(self.numels)
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
         self.matvecs = 0
-        self._modes: list[tuple[nn.Module, bool]] | None = None
+        self._mode: ExitStack | None = None
         self._gradient: tuple[Tensor, ...] | None = None
 
     def __enter__(self) -> HessianOperator:
-        if self._modes is not None:
+        if self._mode is not None:
             raise RuntimeError("this HessianOperator is already in use in a with-block")
-        self._modes = _remember_modes_and_eval(self.model)
+        self._mode = ExitStack()
+        self._mode.enter_context(evaluation_mode(self.model))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._modes is not None:
-            _restore_modes(self._modes)
-        self._modes, self._gradient = None, None
+        if self._mode is not None:
+            self._mode.close()
+        self._mode, self._gradient = None, None
 
     def unflatten(self, vector: Tensor) -> list[Tensor]:
         """Split a flat vector into tensors shaped like the parameters (views, no copy)."""
@@ -271,7 +133,7 @@ class HessianOperator:
         """``H v`` for a flat vector ``v`` of length :attr:`dim`."""
         if vector.shape != (self.dim,):
             raise ValueError(f"vector must have shape ({self.dim},), got {tuple(vector.shape)}")
-        if self._modes is None:
+        if self._mode is None:
             with self:
                 return self.matvec(vector)
         pieces = self.unflatten(vector.to(device=self.device, dtype=self.dtype).contiguous())
@@ -339,379 +201,6 @@ def full_hessian(
         return torch.func.hessian(loss_at)(flat)
 
 
-# ----------------------------------------------------------------------------------------------- random vectors
-
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
-
-
-def _gaussian(shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype, device: Device) -> Tensor:
-    return torch.randn(shape, generator=generator, dtype=dtype).to(device=device)
-
-
-def _rademacher(shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype, device: Device) -> Tensor:
-    signs = torch.randint(0, 2, shape, generator=generator).mul_(2).sub_(1)
-    return signs.to(device=device, dtype=dtype)
-
-
-def _orthogonalize(vector: Tensor, basis: Tensor | None) -> Tensor:
-    """Remove the components of ``vector`` along the orthonormal rows of ``basis`` (twice, for stability)."""
-    if basis is None or len(basis) == 0:
-        return vector
-    for _ in range(2):
-        vector = vector - basis.T @ (basis @ vector)
-    return vector
-
-
-# ----------------------------------------------------------------------------------------------- Lanczos
-
-
-def _lanczos(
-    matvec: MatVec,
-    start: Tensor,
-    steps: int,
-    generator: torch.Generator,
-    stop: Callable[[list[float], list[float]], bool] | None = None,
-) -> LanczosDecomposition:
-    """Lanczos with full reorthogonalization; ``stop(alphas, betas)`` may end it early after any step.
-
-    After a restart ``betas[-1]`` is 0, so the recurrence correctly ignores the vector before the restart.
-    """
-    dim = start.numel()
-    basis = start.new_empty(steps, dim)  # uninitialised: memory is only touched as rows are written
-    alphas: list[float] = []
-    betas: list[float] = []
-    breakdown = 1e3 * torch.finfo(start.dtype).eps
-    scale = 0.0
-    q = start / start.norm()
-    for step in range(steps):
-        basis[step] = q
-        w = matvec(q)
-        alpha, image_norm = torch.dot(q, w), w.norm()
-        # The three-term recurrence, then one pass against the whole basis to remove the rounding errors that
-        # would otherwise make old directions reappear (and eigenvalues repeat) in floating point.
-        w = w - alpha * q - (betas[-1] * basis[step - 1] if step else 0.0)
-        w = w - basis[: step + 1].T @ (basis[: step + 1] @ w)
-        alpha_value, image_value, beta = torch.stack([alpha, image_norm, w.norm()]).tolist()  # one device sync
-        scale = max(scale, image_value)
-        alphas.append(alpha_value)
-        betas.append(beta)
-        if step + 1 == steps or (stop is not None and stop(alphas, betas)):
-            break
-        if beta <= breakdown * scale:
-            # The Krylov space is invariant: its Ritz values are exact eigenvalues. Go on from a fresh direction.
-            betas[-1] = 0.0
-            w = _orthogonalize(_gaussian((dim,), generator, start.dtype, start.device), basis[: step + 1])
-            q = w / w.norm()
-        else:
-            q = w / beta
-    as_tensor = partial(torch.tensor, dtype=torch.float64)
-    return LanczosDecomposition(as_tensor(alphas), as_tensor(betas), basis[: len(alphas)])
-
-
-def lanczos(
-    matvec: MatVec,
-    dim: int,
-    steps: int,
-    seed: int = 0,
-    *,
-    start: Tensor | None = None,
-    dtype: torch.dtype = torch.float64,
-    device: Device = "cpu",
-) -> LanczosDecomposition:
-    """``steps`` Lanczos steps on a symmetric operator, from ``start`` or a seeded Gaussian vector.
-
-    Every new vector is orthogonalized against all previous ones (full reorthogonalization), so the basis stays
-    orthonormal in floating point and ``steps = dim`` reproduces the whole spectrum in the eigenvalues of
-    :meth:`LanczosDecomposition.tridiagonal`. Costs ``steps`` products and ``steps x dim`` memory.
-    """
-    dim = _check_int("dim", dim)
-    steps = _check_int("steps", steps)
-    if steps > dim:
-        raise ValueError(f"steps must be <= dim={dim} (no more orthonormal vectors exist), got {steps}")
-    generator = _generator(seed)
-    if start is None:
-        start = _gaussian((dim,), generator, dtype, device)
-    elif start.shape != (dim,) or not bool(start.norm() > 0):
-        raise ValueError(f"start must be a non-zero vector of shape ({dim},)")
-    return _lanczos(matvec, start, steps, generator)
-
-
-def _select(values: np.ndarray, k: int, which: str) -> np.ndarray:
-    """Indices of the ``k`` wanted values, the most wanted first."""
-    key = values if which == "algebraic" else np.abs(values)
-    return np.argsort(-key, kind="stable")[:k]
-
-
-def lanczos_eigenpairs(
-    matvec: MatVec,
-    dim: int,
-    k: int = 1,
-    *,
-    tol: float = 1e-3,
-    max_iter: int = 100,
-    seed: int = 0,
-    which: str = "algebraic",
-    dtype: torch.dtype = torch.float64,
-    device: Device = "cpu",
-) -> EigenResult:
-    """The ``k`` largest eigenpairs (by value, or by absolute value with ``which="magnitude"``) by Lanczos.
-
-    Runs Lanczos with full reorthogonalization and, after every step, checks the wanted Ritz pairs: the
-    residual of Ritz pair ``i`` is ``|beta_m s_{m,i}|`` without any extra product. Stops once every wanted pair
-    has ``||A y - theta y|| <= tol |theta|``, or after ``max_iter`` steps (capped at ``dim``).
-    """
-    dim, k = _check_int("dim", dim), _check_int("k", k)
-    if k > dim:
-        raise ValueError(f"k must be <= dim={dim}, got {k}")
-    tol, max_iter = _check_tol(tol), _check_int("max_iter", max_iter)
-    _check_choice("which", which, WHICH)
-    steps = min(max_iter, dim)
-    if steps < k:
-        raise ValueError(f"max_iter={max_iter} Lanczos steps cannot give k={k} eigenpairs: use max_iter >= k")
-
-    def ritz(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        as_tensor = partial(torch.tensor, dtype=torch.float64)
-        decomposition = LanczosDecomposition(as_tensor(alphas), as_tensor(betas), basis=torch.empty(0))
-        values, vectors = (t.numpy() for t in torch.linalg.eigh(decomposition.tridiagonal()))
-        chosen = _select(values, k, which)
-        return values[chosen], vectors[:, chosen], np.abs(betas[-1] * vectors[-1, chosen])
-
-    def converged(alphas: list[float], betas: list[float]) -> bool:
-        if len(alphas) < k:
-            return False
-        values, _, residuals = ritz(alphas, betas)
-        return bool(np.all(residuals <= tol * np.abs(values)))
-
-    generator = _generator(seed)
-    decomposition = _lanczos(matvec, _gaussian((dim,), generator, dtype, device), steps, generator, converged)
-    alphas, betas = decomposition.alphas.tolist(), decomposition.betas.tolist()
-    values, coefficients, residuals = ritz(alphas, betas)
-    basis = decomposition.basis
-    vectors = torch.as_tensor(coefficients.T, dtype=basis.dtype, device=basis.device) @ basis
-    vectors = vectors / vectors.norm(dim=1, keepdim=True)
-    steps_taken = len(alphas)
-    return EigenResult(
-        eigenvalues=values,
-        eigenvectors=[[v] for v in vectors],
-        residuals=residuals,
-        converged=residuals <= tol * np.abs(values),
-        iterations=steps_taken,
-        matvecs=steps_taken,
-    )
-
-
-# ----------------------------------------------------------------------------------------------- power iteration
-
-
-def _power(
-    matvec: MatVec, start: Tensor, found: Tensor | None, shift: float, tol: float, max_iter: int
-) -> tuple[float, Tensor, Tensor, int]:
-    """Power iteration on ``P (A - shift I) P``, ``P`` projecting out the rows of ``found``.
-
-    Stops when the deflated residual ``||P A v - lambda v||`` reaches ``tol |lambda|`` or after ``max_iter``
-    products. Returns the Rayleigh quotient ``lambda`` of ``A`` at the last iterate ``v``, ``v``, ``A v`` and
-    the number of iterations.
-    """
-    v = _orthogonalize(start, found)
-    v = v / v.norm()
-    for iteration in range(1, max_iter + 1):
-        w = matvec(v)
-        value = float(torch.dot(v, w))
-        projected = _orthogonalize(w, found)
-        if iteration == max_iter or float((projected - value * v).norm()) <= tol * abs(value):
-            break
-        shifted = projected - shift * v  # never zero here: that would make v an eigenvector and stop above
-        v = shifted / shifted.norm()
-    return value, v, w, iteration
-
-
-def power_iteration(
-    matvec: MatVec,
-    dim: int,
-    k: int = 1,
-    *,
-    tol: float = 1e-3,
-    max_iter: int = 100,
-    seed: int = 0,
-    which: str = "algebraic",
-    dtype: torch.dtype = torch.float64,
-    device: Device = "cpu",
-) -> EigenResult:
-    """The ``k`` largest eigenpairs by power iteration with deflation.
-
-    Each pair is found by iterating ``v <- A v / ||A v||`` on the space orthogonal to the pairs already found,
-    until ``||A v - lambda v|| <= tol |lambda|`` (measured after projecting out the found pairs) or
-    ``max_iter`` iterations. Plain power iteration converges to the eigenvalue of largest absolute value
-    (``which="magnitude"``). For the largest *algebraic* eigenvalue, when the dominant eigenvalue is negative
-    the operator is shifted by it, ``A - lambda I``, which makes the remaining spectrum non-negative, and the
-    iteration is run again; later pairs keep the shift. A final Rayleigh-Ritz step on the span of the found
-    vectors, free because their products are kept, removes what each vector still holds of the others.
-    """
-    dim, k = _check_int("dim", dim), _check_int("k", k)
-    if k > dim:
-        raise ValueError(f"k must be <= dim={dim}, got {k}")
-    tol, max_iter = _check_tol(tol), _check_int("max_iter", max_iter)
-    _check_choice("which", which, WHICH)
-    generator = _generator(seed)
-    vectors: list[Tensor] = []
-    products: list[Tensor] = []
-    shift, iterations = 0.0, 0
-    for _ in range(k):
-        found = torch.stack(vectors) if vectors else None
-        while True:
-            start = _gaussian((dim,), generator, dtype, device)
-            value, vector, product, used = _power(matvec, start, found, shift, tol, max_iter)
-            iterations += used
-            # A non-negative Rayleigh quotient of the shifted operator, or one negligible next to the shift,
-            # means the iteration found the top of the spectrum; otherwise move the shift below it and rerun.
-            if which == "magnitude" or value - shift >= -tol * abs(shift):
-                break
-            shift = value
-        vectors.append(vector)
-        products.append(product)
-    basis, images = torch.stack(vectors), torch.stack(products)
-    projected = (basis @ images.T).cpu().double()
-    values, rotation = torch.linalg.eigh((projected + projected.T) / 2)
-    rotation = rotation.to(dtype=basis.dtype, device=basis.device)
-    ritz_vectors, ritz_images = rotation.T @ basis, rotation.T @ images
-    residuals = (ritz_images - values.to(basis)[:, None] * ritz_vectors).norm(dim=1).cpu().double().numpy()
-    values = values.numpy()
-    order = _select(values, k, which)
-    return EigenResult(
-        eigenvalues=values[order],
-        eigenvectors=[[ritz_vectors[i]] for i in order],
-        residuals=residuals[order],
-        converged=residuals[order] <= tol * np.abs(values[order]),
-        iterations=iterations,
-        matvecs=iterations,
-    )
-
-
-# ----------------------------------------------------------------------------------------------- trace
-
-
-def hutchinson(
-    matvec: MatVec,
-    dim: int,
-    samples: int = 100,
-    seed: int = 0,
-    *,
-    dtype: torch.dtype = torch.float64,
-    device: Device = "cpu",
-) -> TraceResult:
-    """Hutchinson's estimate of ``tr(A)``: the mean of ``z^T A z`` over Rademacher vectors ``z``.
-
-    Unbiased, with variance ``2 (||A||_F^2 - sum_i A_ii^2) / samples``; the standard error is estimated from
-    the samples themselves.
-    """
-    dim, samples = _check_int("dim", dim), _check_int("samples", samples, 2)
-    generator = _generator(seed)
-    quadratic_forms = []
-    for _ in range(samples):
-        z = _rademacher((dim,), generator, dtype, device)
-        quadratic_forms.append(torch.dot(z, matvec(z)))
-    values = torch.stack(quadratic_forms).cpu().double().numpy()
-    return TraceResult(float(values.mean()), float(values.std(ddof=1) / math.sqrt(samples)), samples)
-
-
-def _apply_rows(matvec: MatVec, rows: Tensor) -> Tensor:
-    return torch.stack([matvec(row) for row in rows])
-
-
-def hutch_plus_plus(
-    matvec: MatVec,
-    dim: int,
-    samples: int = 100,
-    seed: int = 0,
-    *,
-    dtype: torch.dtype = torch.float64,
-    device: Device = "cpu",
-) -> TraceResult:
-    """Hutch++ (Meyer, Musco, Musco and Woodruff, 2021): exact trace on a sketched top subspace, Hutchinson on the rest.
-
-    A third of the products sketch ``A S`` and orthonormalize it into ``Q``, a third give ``tr(Q^T A Q)``
-    exactly, and the rest estimate the trace of the deflated ``(I - QQ^T) A (I - QQ^T)`` by Hutchinson. When a
-    few large eigenvalues dominate, the deflated part has a much smaller variance than ``A`` itself. The
-    standard error is that of the Hutchinson part; ``samples`` counts every product.
-    """
-    dim, samples = _check_int("dim", dim), _check_int("samples", samples, 4)
-    sketch_size = samples // 3
-    residual_samples = samples - 2 * sketch_size
-    generator = _generator(seed)
-    sketch = _apply_rows(matvec, _rademacher((sketch_size, dim), generator, dtype, device))
-    basis = torch.linalg.qr(sketch.T).Q.T.contiguous()  # orthonormal rows spanning the sketch
-    low_rank_trace = float(torch.sum(basis * _apply_rows(matvec, basis)))
-    probes = _orthogonalize(_rademacher((residual_samples, dim), generator, dtype, device).T, basis).T.contiguous()
-    values = torch.stack([torch.dot(z, matvec(z)) for z in probes]).cpu().double().numpy()
-    return TraceResult(
-        low_rank_trace + float(values.mean()),
-        float(values.std(ddof=1) / math.sqrt(residual_samples)),
-        sketch_size + len(basis) + residual_samples,
-    )
-
-
-# ----------------------------------------------------------------------------------------------- density
-
-
-def _smoothed_density(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
-    """The average over runs of ``sum_i w_i N(t; node_i, sigma^2)`` at every grid point ``t``."""
-    distance = (grid[None, None, :] - nodes[..., None]) / sigma
-    kernels = np.exp(-0.5 * distance**2) / (sigma * math.sqrt(2 * math.pi))
-    return np.einsum("rm,rmg->g", weights, kernels) / len(nodes)
-
-
-def slq(
-    matvec: MatVec,
-    dim: int,
-    steps: int = 80,
-    runs: int = 4,
-    seed: int = 0,
-    *,
-    grid: np.ndarray | None = None,
-    sigma: float | None = None,
-    dtype: torch.dtype = torch.float64,
-    device: Device = "cpu",
-) -> Density:
-    """The eigenvalue density of a symmetric operator by stochastic Lanczos quadrature.
-
-    Each run starts Lanczos from a normalized Rademacher vector ``v``; the eigenvalues ``theta_i`` of its
-    tridiagonal matrix and the squared first components ``w_i`` of their eigenvectors form a Gauss quadrature
-    rule with ``sum_i w_i f(theta_i) = v^T f(A) v`` for polynomials ``f`` up to degree ``2 steps - 1``. Averaged
-    over runs this estimates the spectral density ``(1/dim) sum_j delta(t - lambda_j)``, smoothed here with
-    Gaussian kernels of width ``sigma`` (default 1% of the range of the nodes) on ``grid`` (default 1000 points
-    spanning the nodes and 5 ``sigma`` beyond).
-    """
-    dim, steps, runs = _check_int("dim", dim), _check_int("steps", steps), _check_int("runs", runs)
-    if steps > dim:
-        raise ValueError(f"steps must be <= dim={dim} (no more orthonormal vectors exist), got {steps}")
-    if sigma is not None and not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma!r}")
-    generator = _generator(seed)
-    all_nodes, all_weights, matvecs = [], [], 0
-    for _ in range(runs):
-        start = _rademacher((dim,), generator, dtype, device)
-        decomposition = _lanczos(matvec, start, steps, generator)
-        values, vectors = torch.linalg.eigh(decomposition.tridiagonal())
-        all_nodes.append(values.numpy())
-        all_weights.append(vectors[0].numpy() ** 2)
-        matvecs += len(decomposition.alphas)
-    nodes, weights = np.stack(all_nodes), np.stack(all_weights)
-    low, high = float(nodes.min()), float(nodes.max())
-    if sigma is None:
-        sigma = 0.01 * (high - low) if high > low else 0.01 * max(abs(high), 1.0)
-    if grid is None:
-        grid = np.linspace(low - 5 * sigma, high + 5 * sigma, 1000)
-    grid = np.asarray(grid, dtype=float)
-    if grid.ndim != 1 or grid.size < 2:
-        raise ValueError(f"grid must be a 1-D array of at least 2 points, got shape {grid.shape}")
-    return Density(nodes, weights, grid, _smoothed_density(nodes, weights, grid, sigma), float(sigma), dim, matvecs)
-
-
-# ----------------------------------------------------------------------------------------------- model-level
-
-
 def top_eigenvalues(
     model: nn.Module,
     x: Tensor,
@@ -735,7 +224,7 @@ def top_eigenvalues(
     eigenvalues rank last); ``which="magnitude"`` ranks by absolute value. ``batch_size`` evaluates the loss in
     chunks (see :class:`HessianOperator`).
     """
-    _check_choice("method", method, EIGEN_METHODS)
+    check_choice("method", method, EIGEN_METHODS)
     finder = lanczos_eigenpairs if method == "lanczos" else power_iteration
     with HessianOperator(model, loss_fn, x, y, params, batch_size) as operator:
         result = finder(
@@ -762,7 +251,7 @@ def hessian_trace(
 
     ``samples`` is the number of Hessian-vector products; the result carries the estimate's standard error.
     """
-    _check_choice("method", method, TRACE_METHODS)
+    check_choice("method", method, TRACE_METHODS)
     estimator = hutchinson if method == "hutchinson" else hutch_plus_plus
     with HessianOperator(model, loss_fn, x, y, params, batch_size) as operator:
         return estimator(operator.matvec, operator.dim, samples, seed, dtype=operator.dtype, device=operator.device)
@@ -791,3 +280,22 @@ def spectral_density(
             operator.matvec, operator.dim, lanczos_steps, runs, seed, grid=grid, sigma=sigma,
             dtype=operator.dtype, device=operator.device,
         )
+
+
+def hessian_directions(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    loss_fn: LossFn = F.cross_entropy,
+    k: int = 2,
+    seed: int = 0,
+) -> tuple[list[Direction], np.ndarray]:
+    """The top-``k`` Hessian eigenvectors of the loss on ``(x, y)`` as directions, and their eigenvalues.
+
+    Eigenvectors have unit norm over all parameters (they are not filter-normalised: their scale is what
+    makes the eigenvalue the curvature along them), so a step of 1 moves the weights by distance 1.
+    """
+    result = top_eigenvalues(model, x, y, loss_fn=loss_fn, k=k, seed=seed)
+    params = trainable_parameters(model)
+    directions = [[t.detach().to(dtype=p.dtype, device=p.device) for t, p in zip(vector, params)] for vector in result.eigenvectors]
+    return directions, np.asarray(result.eigenvalues)

@@ -6,7 +6,7 @@ from an early model to a late one, nothing on the straight path between them sto
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dldna.landscape.surface import Method, Surface, _as_axis, _check_data, evaluate_combinations
-
-LossFn = Callable[[Tensor, Tensor], Tensor]
+from dldna.train.run import LossFn
 
 
 def _interpolated_entries(model: nn.Module) -> dict[str, Tensor]:

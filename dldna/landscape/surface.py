@@ -10,13 +10,14 @@ the same matrix products and ``bench/landscape.py`` measured the loop 10-25 % fa
 
 The model is evaluated in eval mode, so BatchNorm layers use their running statistics (the statistics of the
 trained model at every grid point: they are not recomputed for the moved weights) and dropout is off. The
-model's mode and weights are left as they were.
+model's mode and weights are left as they were. :func:`random_direction_losses` probes how flat a solution is
+from a few such lines.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -24,9 +25,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from dldna.landscape.directions import trainable_names, trainable_parameters
+from dldna.landscape.directions import random_direction
+from dldna.landscape.params import trainable_names, trainable_parameters
+from dldna.train.run import LossFn, evaluation_mode
 
-LossFn = Callable[[Tensor, Tensor], Tensor]
 Method = Literal["auto", "vmap", "loop"]
 
 
@@ -113,9 +115,7 @@ def evaluate_combinations(
         return loss_fn(out, yb) * len(yb), correct
 
     batched = vmap(loss_and_correct, in_dims=(0, None, None))
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluation_mode(model):
         losses, corrects = [], []
         step = chunk_size if method == "vmap" else 1
         for start in range(0, len(coefficients), step):
@@ -132,8 +132,6 @@ def evaluate_combinations(
                 correct += batch_correct.double()
             losses.append(loss_sum / len(y))
             corrects.append(correct / len(y))
-    finally:
-        model.train(was_training)
     accuracy = torch.cat(corrects).cpu().numpy()
     return torch.cat(losses).cpu().numpy(), accuracy if classify else np.full_like(accuracy, np.nan)
 
@@ -212,3 +210,29 @@ def _surface(
     )
     shape = tuple(len(axis) for axis in reversed(axes))
     return Surface(tuple(axes), loss.reshape(shape), accuracy.reshape(shape), len(y))
+
+
+def random_direction_losses(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    alphas: Sequence[float] | np.ndarray = np.linspace(-1.0, 1.0, 21),
+    *,
+    directions: int = 3,
+    seed: int = 0,
+    loss_fn: LossFn = F.cross_entropy,
+) -> np.ndarray:
+    """Loss of ``model`` moved along ``directions`` random filter-normalised directions, shape ``(directions,
+    len(alphas))``: a probe of how flat a solution is.
+
+    A flat solution keeps a low loss further from ``alpha = 0``; filter normalisation (Li et al., 2018) makes
+    models with different weight scales comparable. Different ``seed`` values give different directions; the
+    same seed gives the same directions for every model of the same architecture. The model is not changed.
+    """
+    if directions < 1:
+        raise ValueError(f"directions must be >= 1, got {directions}")
+    rows = []
+    for index in range(directions):
+        direction = random_direction(model, seed=seed + index)
+        rows.append(np.asarray(loss_line(model, x, y, direction, alphas, loss_fn=loss_fn).loss, dtype=float))
+    return np.stack(rows)

@@ -3,7 +3,8 @@
 :class:`WeightTrajectory` keeps a flattened copy of the weights every ``every`` steps on the training device
 (one ``torch.cat``, no copy to the host, no files). The saved rows are then seen in the plane of their first
 two principal components (Li et al., 2018: the directions in which the run moved most, with the share of the
-movement each explains), in any plane of two given directions, or embedded with PCA / t-SNE.
+movement each explains), in any plane of two given directions, or embedded with PCA / t-SNE; the principal
+components also serve as the directions of a loss plane (:func:`pca_directions`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Literal, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from dldna.landscape.directions import flatten, trainable_parameters
-from dldna.train.callbacks import Callback, TrainState
+from dldna.callbacks import Callback, TrainState
+from dldna.landscape.params import Direction, flatten, trainable_parameters, unflatten
 
 
 class WeightTrajectory(Callback):
@@ -91,6 +92,19 @@ def trajectory_pca(trajectory: Tensor | np.ndarray, k: int = 2) -> TrajectoryPCA
     pca.fit(matrix)
     coordinates = (matrix - matrix[-1]) @ pca.components_.T
     return TrajectoryPCA(pca.components_, pca.explained_variance_ratio_, coordinates)
+
+
+def pca_directions(model: nn.Module, trajectory: Tensor | np.ndarray, k: int = 2) -> tuple[list[Direction], np.ndarray]:
+    """The first ``k`` principal components of a weight trajectory as directions, with explained variance ratios.
+
+    ``trajectory`` holds one flattened weight vector per row (as saved by :class:`WeightTrajectory`);
+    components have unit norm.
+    """
+    pca = trajectory_pca(trajectory, k)
+    params = trainable_parameters(model)
+    device, dtype = params[0].device, params[0].dtype
+    directions = [unflatten(torch.as_tensor(c, device=device, dtype=dtype), params) for c in pca.components]
+    return directions, pca.explained_variance_ratio
 
 
 def project_on_plane(trajectory: Tensor | np.ndarray, origin: Sequence[Tensor], directions: Sequence[Sequence[Tensor]]) -> np.ndarray:

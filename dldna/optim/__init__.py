@@ -1,22 +1,26 @@
 """Optimizers written from their equations, one short file each, drop-in replacements for ``torch.optim``.
 
 Every class subclasses ``torch.optim.Optimizer`` (param groups, closures, ``state_dict``, LR schedulers) and,
-where torch has the same algorithm, uses its name, arguments and defaults. Elementwise optimizers keep their
-math in a module-level ``*_update`` function that :mod:`dldna.train.sweep` also calls on stacked weights.
-:data:`OPTIMIZERS` maps each class name to its class; :func:`state_bytes` measures an optimizer's memory.
+where torch has the same algorithm, uses its name, arguments and defaults. Each keeps its math in a module-level
+``*_update`` function for one tensor, which the class names as its ``update`` and which :func:`dldna.train.sweep`
+also calls on stacked weights (see :mod:`dldna.optim._base`). :data:`OPTIMIZERS` maps each class name to its
+class, :func:`default_hyperparameters` gives a class's defaults (what the widgets and the sweep start from) and
+:func:`state_bytes` measures an optimizer's memory.
 """
 
 from __future__ import annotations
 
 import torch
 
+from dldna.optim._base import PerParameterOptimizer, default_hyperparameters
+from dldna.optim._checks import check_hyperparameter
 from dldna.optim.adabelief import AdaBelief, adabelief_update
-from dldna.optim.adafactor import Adafactor
+from dldna.optim.adafactor import Adafactor, adafactor_update
 from dldna.optim.adagrad import Adagrad, adagrad_update
 from dldna.optim.adam import Adam, adam_update
 from dldna.optim.adamw import AdamW, adamw_update
-from dldna.optim.lamb import LAMB, lamb_trust_ratio
-from dldna.optim.lars import LARS, lars_trust_ratio
+from dldna.optim.lamb import LAMB, lamb_trust_ratio, lamb_update
+from dldna.optim.lars import LARS, lars_trust_ratio, lars_update
 from dldna.optim.lion import Lion, lion_update
 from dldna.optim.lookahead import Lookahead
 from dldna.optim.nadam import NAdam, nadam_update
@@ -69,20 +73,26 @@ __all__ = [
     "Lion",
     "Lookahead",
     "NAdam",
+    "PerParameterOptimizer",
     "RAdam",
     "RMSprop",
     "Sophia",
     "SophiaHessianRefresh",
     "StochasticWeightAveraging",
     "adabelief_update",
+    "adafactor_update",
     "adagrad_update",
     "adam_update",
     "adamw_update",
+    "check_hyperparameter",
+    "default_hyperparameters",
     "estimate_hessian_diagonal",
     "gauss_newton_bartlett_diagonal",
     "hutchinson_diagonal",
     "lamb_trust_ratio",
+    "lamb_update",
     "lars_trust_ratio",
+    "lars_update",
     "lion_update",
     "nadam_update",
     "radam_update",

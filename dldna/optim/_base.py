@@ -1,60 +1,83 @@
-"""The loop every elementwise optimizer shares: for each parameter with a gradient, apply the update rule.
+"""What every optimizer of :mod:`dldna.optim` shares: the loop over parameters, the start of each parameter's
+state, weight decay, and the defaults an optimizer class declares.
 
-A subclass names its module's update function as :attr:`ElementwiseOptimizer.rule` (the chapter's equations
-for one tensor), or overrides :meth:`ElementwiseOptimizer.update`, and gets param groups, closures,
-``state_dict``/``load_state_dict`` and learning-rate schedulers from ``torch.optim.Optimizer``.
+An optimizer file holds two things. A module-level update function, ``<name>_update(param, grad, state, *,
+hyperparameters...)``, is the chapter's equations for one tensor: it changes ``param`` in place, creates its
+``state`` with :func:`init_state` or :func:`count_step` and applies weight decay with :func:`with_weight_decay`
+or :func:`decay_weights_`. The class, a :class:`PerParameterOptimizer`, checks torch's constructor arguments,
+names its function as :attr:`~PerParameterOptimizer.update` and maps a parameter group to the function's
+keyword arguments in :meth:`~PerParameterOptimizer.hyperparameters`, naming every group key it reads
+(:func:`adam_arguments` reads torch's ``betas`` as the equations' ``beta1`` and ``beta2``).
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 
 
-def count_step(state: dict[str, Any], param: torch.Tensor, *buffers: str) -> Any:
-    """Advance ``state["step"]`` and return it, the ``t`` of the equations; at the first step, create the
-    ``buffers`` (moment estimates) as zeros shaped like ``param``."""
-    if not state:
-        state["step"] = 0
-        state.update({name: torch.zeros_like(param) for name in buffers})
+def init_state(state: dict[str, Any], param: torch.Tensor, *zero_buffers: str, **values: Any) -> bool:
+    """At a parameter's first step (``state`` still empty) set ``values`` (step counters, scalars) and create
+    ``zero_buffers`` as zeros shaped like ``param``; returns whether this was the first step."""
+    if state:
+        return False
+    state.update(values)
+    state.update({name: torch.zeros_like(param) for name in zero_buffers})
+    return True
+
+
+def count_step(state: dict[str, Any], param: torch.Tensor, *zero_buffers: str, **values: Any) -> Any:
+    """:func:`init_state` with a step counter, then advance ``state["step"]`` and return it, the ``t`` of the
+    equations (bias corrections)."""
+    init_state(state, param, *zero_buffers, step=0, **values)
     state["step"] += 1
     return state["step"]
 
 
-def weight_decay_gradient(
-    param: torch.Tensor, grad: torch.Tensor, lr: Any, weight_decay: Any, decoupled: bool
-) -> torch.Tensor:
-    """Apply weight decay ``λ`` and return the gradient the rest of the update uses: decoupled (as in AdamW),
-    ``w ← w (1 - lr λ)`` with ``g`` unchanged; coupled (L2 regularisation), ``g + λ w``."""
+def with_weight_decay(direction: torch.Tensor, param: torch.Tensor, weight_decay: Any) -> torch.Tensor:
+    """``d + λ w``: weight decay as a term of the step, added to the gradient (L2 regularisation, coupled) or
+    to an update direction (Lion, LAMB, LARS)."""
+    return direction + weight_decay * param
+
+
+def decay_weights_(param: torch.Tensor, lr: Any, weight_decay: Any) -> torch.Tensor:
+    """``w ← w (1 - lr λ)`` in place: decoupled weight decay (Loshchilov & Hutter, 2019), taken before the step
+    and left out of the gradient."""
+    return param.mul_(1 - lr * weight_decay)
+
+
+def weight_decay_gradient(param: torch.Tensor, grad: torch.Tensor, lr: Any, weight_decay: Any, decoupled: bool) -> torch.Tensor:
+    """Apply weight decay ``λ`` and return the gradient the rest of the update uses: decoupled,
+    :func:`decay_weights_` with ``g`` unchanged; coupled, ``g + λ w``."""
     if decoupled:
-        param.mul_(1 - lr * weight_decay)
+        decay_weights_(param, lr, weight_decay)
         return grad
-    return grad + weight_decay * param
+    return with_weight_decay(grad, param, weight_decay)
 
 
-@functools.cache
-def _keywords(rule: Callable[..., None]) -> tuple[str, ...]:
-    """Names of the keyword-only arguments of an update rule: its hyperparameters."""
-    return tuple(name for name, p in inspect.signature(rule).parameters.items() if p.kind is p.KEYWORD_ONLY)
+def adam_arguments(group: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    """``lr``, torch's ``betas`` as the equations' ``beta1`` and ``beta2``, then the group's ``keys`` as they
+    are: the arguments of an Adam-family update function, read from a param group."""
+    beta1, beta2 = group["betas"]
+    return dict(lr=group["lr"], beta1=beta1, beta2=beta2, **{key: group[key] for key in keys})
 
 
-class ElementwiseOptimizer(torch.optim.Optimizer):
-    """Base class: ``step`` calls :meth:`update` once per parameter that has a gradient."""
+class PerParameterOptimizer(torch.optim.Optimizer):
+    """Base class: ``step`` calls :attr:`update` once per parameter that has a gradient, with the keyword
+    arguments :meth:`hyperparameters` reads from the parameter's group."""
 
-    rule: ClassVar[Callable[..., None]]
-    """``rule(param, grad, state, **hyperparameters)``: the module's ``*_update`` function (a ``staticmethod``)."""
+    update: ClassVar[Callable[..., None]]
+    """``update(param, grad, state, **hyperparameters)``: the module's update function (a ``staticmethod``)."""
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        """Change ``param`` in place from its ``grad``, its per-parameter ``state`` and its group's settings:
-        :attr:`rule` called with the group's values of its keyword arguments (``betas`` as ``beta1``, ``beta2``)."""
-        rule = type(self).rule
-        hyperparameters = {name: group[name] for name in _keywords(rule) if name in group}
-        if "betas" in group:
-            hyperparameters["beta1"], hyperparameters["beta2"] = group["betas"]
-        rule(param, grad, state, **hyperparameters)
+    sweepable: ClassVar[bool] = False
+    """Whether :func:`dldna.train.sweep` can run :attr:`update` on stacked configurations: it needs nothing but
+    the gradient and treats every coordinate on its own (a per-tensor norm would mix the configurations)."""
+
+    hyperparameters: ClassVar[Callable[[Mapping[str, Any]], dict[str, Any]]]
+    """``hyperparameters(group)``: the keyword arguments of :attr:`update`, read by name from a parameter group
+    (or from the optimizer's ``defaults``); a ``staticmethod`` that spells out any renaming, such as torch's
+    ``betas`` into the equations' ``beta1`` and ``beta2``."""
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
@@ -64,12 +87,13 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            hyperparameters = self.hyperparameters(group)
             for param in group["params"]:
                 if param.grad is None:
                     continue
                 if param.grad.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-                self.update(param, param.grad, self.state[param], group)
+                self.update(param, param.grad, self.state[param], **hyperparameters)
         return loss
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -82,3 +106,10 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
         for state in self.state.values():
             if isinstance(state.get("step"), torch.Tensor):
                 state["step"] = int(state["step"].item())
+
+
+def default_hyperparameters(cls: type[torch.optim.Optimizer]) -> dict[str, Any]:
+    """The settings an optimizer class uses when none are given, as its param groups hold them (torch's names:
+    ``betas`` for the Adam family). Read from ``defaults`` of an instance on a dummy parameter, the record
+    ``torch.optim.Optimizer`` keeps of the constructor's arguments; works for ``torch.optim`` classes too."""
+    return dict(cls([torch.zeros(1, requires_grad=True)]).defaults)

@@ -43,6 +43,17 @@ def check_betas(betas: Sequence[float], count: int = 2) -> None:
             raise ValueError(f"Invalid beta parameter at index {index}: betas[{index}]={beta!r} (must be in [0, 1))")
 
 
+def check_hyperparameter(name: str, value: float) -> None:
+    """The check a per-coordinate hyperparameter gets by its name, for values given without their optimizer's
+    constructor (:func:`dldna.train.sweep`): ``lr`` >= 0, ``beta*`` in [0, 1), anything else >= 0."""
+    if name == "lr":
+        check_lr(value)
+    elif name.startswith("beta"):
+        check_unit_interval(name, value)
+    else:
+        check_non_negative(name, value)
+
+
 def check_adam_family(lr: float, betas: Sequence[float], eps: float, weight_decay: float) -> None:
     """The checks every Adam-like optimizer makes: ``lr`` and ``eps`` and ``weight_decay`` >= 0, betas in [0, 1)."""
     check_lr(lr)

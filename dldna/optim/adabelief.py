@@ -14,11 +14,11 @@ and the update is Adam's.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer, count_step, weight_decay_gradient
+from dldna.optim._base import PerParameterOptimizer, adam_arguments, count_step, weight_decay_gradient
 from dldna.optim._checks import check_adam_family
 
 
@@ -50,11 +50,12 @@ def adabelief_update(
     param.sub_(lr * m_hat / (s_hat.sqrt() + eps))
 
 
-class AdaBelief(ElementwiseOptimizer):
+class AdaBelief(PerParameterOptimizer):
     """AdaBelief with the defaults of the authors' ``adabelief-pytorch`` (``eps=1e-16``, decoupled decay),
     without its optional rectification."""
 
-    rule = staticmethod(adabelief_update)
+    update = staticmethod(adabelief_update)
+    sweepable = True
 
     def __init__(
         self,
@@ -70,4 +71,8 @@ class AdaBelief(ElementwiseOptimizer):
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay
         )
         super().__init__(params, defaults)
+
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        return adam_arguments(group, "eps", "weight_decay", "decoupled_weight_decay")
 

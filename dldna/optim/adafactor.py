@@ -23,11 +23,11 @@ decay term is torch's addition.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import PerParameterOptimizer, decay_weights_, init_state
 from dldna.optim._checks import check_lr, check_non_negative
 
 
@@ -36,9 +36,50 @@ def root_mean_square(tensor: torch.Tensor) -> float:
     return tensor.norm(2).item() / tensor.numel() ** 0.5
 
 
-class Adafactor(ElementwiseOptimizer):
+def adafactor_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    state: dict[str, Any],
+    *,
+    lr: float,
+    beta2_decay: float = -0.8,
+    eps1: float | None = None,
+    eps2: float = 1e-3,
+    d: float = 1.0,
+    weight_decay: float = 0.0,
+) -> None:
+    """One Adafactor step on ``param`` in place (``eps1=None``: the machine epsilon of ``param``'s dtype)."""
+    factored = grad.dim() > 1
+    first = init_state(state, param, *([] if factored else ["variance"]), step=0)
+    if first and factored:  # row and column statistics, n×1 and 1×m
+        state["row_var"] = grad.new_zeros(*grad.shape[:-1], 1)
+        state["col_var"] = grad.new_zeros(*grad.shape[:-2], 1, grad.shape[-1])
+    state["step"] += 1
+    t = state["step"]
+    eps1 = torch.finfo(param.dtype).eps if eps1 is None else eps1
+
+    one_minus_beta2 = t**beta2_decay
+    relative_step = min(lr, t**-0.5)
+    step_size = max(eps2, root_mean_square(param)) * relative_step
+    decay_weights_(param, lr, weight_decay)
+    squared = grad * grad
+    if factored:
+        row = state["row_var"].lerp_(squared.mean(dim=-1, keepdim=True), one_minus_beta2)
+        col = state["col_var"].lerp_(squared.mean(dim=-2, keepdim=True), one_minus_beta2)
+        second_moment = row @ col / row.mean(dim=-2, keepdim=True).clamp(min=eps1)
+    else:
+        second_moment = state["variance"].lerp_(squared, one_minus_beta2)
+    direction = grad * second_moment.clamp(min=eps1 * eps1).rsqrt()
+    direction = direction / max(1.0, root_mean_square(direction) / d)
+    param.sub_(step_size * direction)
+
+
+class Adafactor(PerParameterOptimizer):
     """Drop-in replacement for ``torch.optim.Adafactor`` (same arguments and defaults, same numbers), without
     torch's implementation switches ``foreach`` and ``maximize``."""
+
+    update = staticmethod(adafactor_update)
+
 
     def __init__(
         self,
@@ -62,31 +103,10 @@ class Adafactor(ElementwiseOptimizer):
         check_non_negative("weight_decay", weight_decay)
         super().__init__(params, dict(lr=lr, beta2_decay=beta2_decay, eps=tuple(eps), d=d, weight_decay=weight_decay))
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        factored = grad.dim() > 1
-        if not state:
-            state["step"] = 0
-            if factored:
-                state["row_var"] = grad.new_zeros(*grad.shape[:-1], 1)
-                state["col_var"] = grad.new_zeros(*grad.shape[:-2], 1, grad.shape[-1])
-            else:
-                state["variance"] = torch.zeros_like(grad)
-        state["step"] += 1
-        t = state["step"]
-        lr, eps2 = group["lr"], group["eps"][1]
-        eps1 = torch.finfo(param.dtype).eps if group["eps"][0] is None else group["eps"][0]
-
-        one_minus_beta2 = t ** group["beta2_decay"]
-        relative_step = min(lr, t**-0.5)
-        step_size = max(eps2, root_mean_square(param)) * relative_step
-        param.mul_(1 - lr * group["weight_decay"])
-        squared = grad * grad
-        if factored:
-            row = state["row_var"].lerp_(squared.mean(dim=-1, keepdim=True), one_minus_beta2)
-            col = state["col_var"].lerp_(squared.mean(dim=-2, keepdim=True), one_minus_beta2)
-            second_moment = row @ col / row.mean(dim=-2, keepdim=True).clamp(min=eps1)
-        else:
-            second_moment = state["variance"].lerp_(squared, one_minus_beta2)
-        direction = grad * second_moment.clamp(min=eps1 * eps1).rsqrt()
-        direction = direction / max(1.0, root_mean_square(direction) / group["d"])
-        param.sub_(step_size * direction)
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        eps1, eps2 = group["eps"]
+        return dict(
+            lr=group["lr"], beta2_decay=group["beta2_decay"], eps1=eps1, eps2=eps2, d=group["d"],
+            weight_decay=group["weight_decay"],
+        )

@@ -9,11 +9,11 @@ so rarely-updated coordinates keep large steps. At step ``t``, as in ``torch.opt
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import PerParameterOptimizer, init_state, with_weight_decay
 from dldna.optim._checks import check_lr, check_non_negative
 
 
@@ -29,21 +29,21 @@ def adagrad_update(
     eps: float | torch.Tensor = 1e-10,
 ) -> None:
     """One Adagrad step on ``param`` in place; hyperparameters are floats or tensors broadcasting against it."""
-    if not state:
-        state["step"] = 0
-        state["sum"] = torch.zeros_like(param).add_(initial_accumulator_value)
+    if init_state(state, param, "sum", step=0):
+        state["sum"].add_(initial_accumulator_value)
     state["step"] += 1
     t = state["step"]
-    grad = grad + weight_decay * param
+    grad = with_weight_decay(grad, param, weight_decay)
     step_lr = lr / (1 + (t - 1) * lr_decay)
     total = state["sum"].addcmul_(grad, grad)
     param.sub_(step_lr * grad / (total.sqrt() + eps))
 
 
-class Adagrad(ElementwiseOptimizer):
+class Adagrad(PerParameterOptimizer):
     """Drop-in replacement for ``torch.optim.Adagrad`` (same arguments and defaults, same numbers)."""
 
-    rule = staticmethod(adagrad_update)
+    update = staticmethod(adagrad_update)
+    sweepable = True
 
     def __init__(
         self,
@@ -64,4 +64,11 @@ class Adagrad(ElementwiseOptimizer):
             initial_accumulator_value=initial_accumulator_value, eps=eps,
         )
         super().__init__(params, defaults)
+
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(
+            lr=group["lr"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
+            initial_accumulator_value=group["initial_accumulator_value"], eps=group["eps"],
+        )
 

@@ -10,11 +10,11 @@ and bias correction of both running averages. At step ``t``, with L2 weight deca
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer, count_step
+from dldna.optim._base import PerParameterOptimizer, adam_arguments, count_step, with_weight_decay
 from dldna.optim._checks import check_adam_family
 
 
@@ -32,7 +32,7 @@ def adam_update(
 ) -> None:
     """One Adam step on ``param`` in place; hyperparameters are floats or tensors broadcasting against ``param``."""
     t = count_step(state, param, "exp_avg", "exp_avg_sq", *(["max_exp_avg_sq"] if amsgrad else []))
-    grad = grad + weight_decay * param
+    grad = with_weight_decay(grad, param, weight_decay)
     m = state["exp_avg"].mul_(beta1).add_((1 - beta1) * grad)
     v = state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * grad * grad)
     if amsgrad:
@@ -42,10 +42,11 @@ def adam_update(
     param.sub_(lr * m_hat / (v_hat.sqrt() + eps))
 
 
-class Adam(ElementwiseOptimizer):
+class Adam(PerParameterOptimizer):
     """Drop-in replacement for ``torch.optim.Adam`` (same arguments and defaults, same numbers)."""
 
-    rule = staticmethod(adam_update)
+    update = staticmethod(adam_update)
+    sweepable = True
 
     def __init__(
         self,
@@ -58,4 +59,8 @@ class Adam(ElementwiseOptimizer):
     ) -> None:
         check_adam_family(lr, betas, eps, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
+
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        return adam_arguments(group, "eps", "weight_decay", "amsgrad")
 

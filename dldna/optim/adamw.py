@@ -9,11 +9,11 @@ Plain Adam with L2 decay adds ``λ w`` to ``g``, and a coordinate with a large `
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import PerParameterOptimizer, adam_arguments, decay_weights_
 from dldna.optim._checks import check_adam_family
 from dldna.optim.adam import adam_update
 
@@ -31,14 +31,15 @@ def adamw_update(
     amsgrad: bool = False,
 ) -> None:
     """One AdamW step on ``param`` in place: decoupled decay, then :func:`adam_update` without L2."""
-    param.mul_(1 - lr * weight_decay)
+    decay_weights_(param, lr, weight_decay)
     adam_update(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad)
 
 
-class AdamW(ElementwiseOptimizer):
+class AdamW(PerParameterOptimizer):
     """Drop-in replacement for ``torch.optim.AdamW`` (same arguments and defaults, same numbers)."""
 
-    rule = staticmethod(adamw_update)
+    update = staticmethod(adamw_update)
+    sweepable = True
 
     def __init__(
         self,
@@ -51,4 +52,8 @@ class AdamW(ElementwiseOptimizer):
     ) -> None:
         check_adam_family(lr, betas, eps, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
+
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        return adam_arguments(group, "eps", "weight_decay", "amsgrad")
 

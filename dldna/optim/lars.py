@@ -11,11 +11,11 @@ trust ratio, so every layer moves by about the same fraction of its weight norm,
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import PerParameterOptimizer, init_state, with_weight_decay
 from dldna.optim._checks import check_lr, check_non_negative, check_positive
 
 
@@ -28,8 +28,32 @@ def lars_trust_ratio(
     return torch.where((weight_norm > 0) & (grad_norm > 0), ratio, torch.ones_like(ratio))
 
 
-class LARS(ElementwiseOptimizer):
+def lars_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    state: dict[str, Any],
+    *,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    trust_coefficient: float = 1e-3,
+    exclude_1d: bool = True,
+) -> None:
+    """One LARS step on ``param`` in place; the trust ratio is a norm over the whole tensor."""
+    if exclude_1d and param.dim() <= 1:
+        ratio = torch.ones((), dtype=param.dtype, device=param.device)
+    else:
+        ratio = lars_trust_ratio(param, grad, weight_decay=weight_decay, trust_coefficient=trust_coefficient)
+    init_state(state, param, "momentum_buffer")
+    buffer = state["momentum_buffer"].mul_(momentum)
+    buffer.add_(lr * ratio * with_weight_decay(grad, param, weight_decay))
+    param.sub_(buffer)
+
+
+class LARS(PerParameterOptimizer):
     """Layer-wise adaptive rate scaling on top of heavy-ball momentum (torch has no LARS)."""
+
+    update = staticmethod(lars_update)
 
     def __init__(
         self,
@@ -50,14 +74,9 @@ class LARS(ElementwiseOptimizer):
         )
         super().__init__(params, defaults)
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        weight_decay = group["weight_decay"]
-        if group["exclude_1d"] and param.dim() <= 1:
-            ratio = torch.ones((), dtype=param.dtype, device=param.device)
-        else:
-            ratio = lars_trust_ratio(param, grad, weight_decay=weight_decay, trust_coefficient=group["trust_coefficient"])
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(param)
-        buffer = state["momentum_buffer"].mul_(group["momentum"])
-        buffer.add_(group["lr"] * ratio * (grad + weight_decay * param))
-        param.sub_(buffer)
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(
+            lr=group["lr"], momentum=group["momentum"], weight_decay=group["weight_decay"],
+            trust_coefficient=group["trust_coefficient"], exclude_1d=group["exclude_1d"],
+        )

@@ -11,11 +11,11 @@ Only one buffer is kept (Adam keeps two); because the step's size ignores the gr
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import PerParameterOptimizer, adam_arguments, init_state, with_weight_decay
 from dldna.optim._checks import check_betas, check_lr, check_non_negative
 
 
@@ -30,18 +30,18 @@ def lion_update(
     weight_decay: float | torch.Tensor = 0.0,
 ) -> None:
     """One Lion step on ``param`` in place; hyperparameters are floats or tensors broadcasting against it."""
-    if not state:
-        state["exp_avg"] = torch.zeros_like(param)
+    init_state(state, param, "exp_avg")
     m = state["exp_avg"]
     direction = torch.sign(beta1 * m + (1 - beta1) * grad)
-    param.sub_(lr * (direction + weight_decay * param))
+    param.sub_(lr * with_weight_decay(direction, param, weight_decay))
     m.mul_(beta2).add_((1 - beta2) * grad)
 
 
-class Lion(ElementwiseOptimizer):
+class Lion(PerParameterOptimizer):
     """Lion with the defaults of the paper's reference code (``lr=1e-4``, ``betas=(0.9, 0.99)``)."""
 
-    rule = staticmethod(lion_update)
+    update = staticmethod(lion_update)
+    sweepable = True
 
     def __init__(
         self,
@@ -54,3 +54,7 @@ class Lion(ElementwiseOptimizer):
         check_betas(betas)
         check_non_negative("weight_decay", weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
+
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        return adam_arguments(group, "weight_decay")

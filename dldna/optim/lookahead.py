@@ -16,7 +16,6 @@ from typing import Any, Callable
 import torch
 
 
-
 class Lookahead(torch.optim.Optimizer):
     """Wraps ``optimizer``; shares its ``param_groups`` (so LR schedulers on the wrapper reach the inner one)
     and keeps the slow weights in its own ``state``. ``state_dict`` holds both; :func:`dldna.optim.state_bytes`

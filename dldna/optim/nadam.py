@@ -14,11 +14,11 @@ The first term is the current gradient's share, the second the momentum's share 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer, weight_decay_gradient
+from dldna.optim._base import PerParameterOptimizer, adam_arguments, count_step, weight_decay_gradient
 from dldna.optim._checks import check_adam_family, check_non_negative
 
 
@@ -36,13 +36,7 @@ def nadam_update(
     decoupled_weight_decay: bool = False,
 ) -> None:
     """One NAdam step on ``param`` in place; hyperparameters are floats or tensors broadcasting against it."""
-    if not state:
-        state["step"] = 0
-        state["mu_product"] = 1.0
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_avg_sq"] = torch.zeros_like(param)
-    state["step"] += 1
-    t = state["step"]
+    t = count_step(state, param, "exp_avg", "exp_avg_sq", mu_product=1.0)
     grad = weight_decay_gradient(param, grad, lr, weight_decay, decoupled_weight_decay)
     mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
     mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
@@ -55,10 +49,11 @@ def nadam_update(
     param.sub_(grad_share * grad / denom + momentum_share * m / denom)
 
 
-class NAdam(ElementwiseOptimizer):
+class NAdam(PerParameterOptimizer):
     """Drop-in replacement for ``torch.optim.NAdam`` (same arguments and defaults, same numbers)."""
 
-    rule = staticmethod(nadam_update)
+    update = staticmethod(nadam_update)
+    sweepable = True
 
     def __init__(
         self,
@@ -77,4 +72,8 @@ class NAdam(ElementwiseOptimizer):
             decoupled_weight_decay=decoupled_weight_decay,
         )
         super().__init__(params, defaults)
+
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        return adam_arguments(group, "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay")
 

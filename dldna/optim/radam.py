@@ -13,11 +13,11 @@ tractable, and then scaled by a rectification factor. As in ``torch.optim.RAdam`
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer, count_step, weight_decay_gradient
+from dldna.optim._base import PerParameterOptimizer, adam_arguments, count_step, weight_decay_gradient
 from dldna.optim._checks import check_adam_family
 
 RECTIFICATION_THRESHOLD = 5.0
@@ -53,10 +53,11 @@ def radam_update(
     param.sub_(lr * m_hat * torch.where(rho_t > RECTIFICATION_THRESHOLD, adaptive, 1.0))
 
 
-class RAdam(ElementwiseOptimizer):
+class RAdam(PerParameterOptimizer):
     """Drop-in replacement for ``torch.optim.RAdam`` (same arguments and defaults, same numbers)."""
 
-    rule = staticmethod(radam_update)
+    update = staticmethod(radam_update)
+    sweepable = True
 
     def __init__(
         self,
@@ -72,4 +73,8 @@ class RAdam(ElementwiseOptimizer):
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay
         )
         super().__init__(params, defaults)
+
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        return adam_arguments(group, "eps", "weight_decay", "decoupled_weight_decay")
 

@@ -13,11 +13,11 @@ Centering divides by an estimate of the gradient's standard deviation instead of
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import PerParameterOptimizer, count_step, with_weight_decay
 from dldna.optim._checks import check_lr, check_non_negative
 
 
@@ -38,15 +38,9 @@ def rmsprop_update(
     The momentum buffer is allocated unless ``momentum`` is the plain number 0 (as torch does), so the state
     holds only what the step uses.
     """
-    if not state:
-        state["step"] = 0
-        state["square_avg"] = torch.zeros_like(param)
-        if isinstance(momentum, torch.Tensor) or momentum != 0:
-            state["momentum_buffer"] = torch.zeros_like(param)
-        if centered:
-            state["grad_avg"] = torch.zeros_like(param)
-    state["step"] += 1
-    grad = grad + weight_decay * param
+    with_momentum = isinstance(momentum, torch.Tensor) or momentum != 0
+    count_step(state, param, "square_avg", *(["momentum_buffer"] if with_momentum else []), *(["grad_avg"] if centered else []))
+    grad = with_weight_decay(grad, param, weight_decay)
     square_avg = state["square_avg"].mul_(alpha).add_((1 - alpha) * grad * grad)
     if centered:
         grad_avg = state["grad_avg"].mul_(alpha).add_((1 - alpha) * grad)
@@ -60,10 +54,11 @@ def rmsprop_update(
         param.sub_(lr * grad / rms)
 
 
-class RMSprop(ElementwiseOptimizer):
+class RMSprop(PerParameterOptimizer):
     """Drop-in replacement for ``torch.optim.RMSprop`` (same arguments and defaults, same numbers)."""
 
-    rule = staticmethod(rmsprop_update)
+    update = staticmethod(rmsprop_update)
+    sweepable = True
 
     def __init__(
         self,
@@ -82,4 +77,11 @@ class RMSprop(ElementwiseOptimizer):
         check_non_negative("momentum", momentum)
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
         super().__init__(params, defaults)
+
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(
+            lr=group["lr"], alpha=group["alpha"], eps=group["eps"], weight_decay=group["weight_decay"],
+            momentum=group["momentum"], centered=group["centered"],
+        )
 

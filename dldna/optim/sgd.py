@@ -13,11 +13,11 @@ With ``μ = 0`` the buffer is skipped and ``d = g``: plain SGD.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.optim._base import PerParameterOptimizer, init_state, with_weight_decay
 from dldna.optim._checks import check_lr, check_non_negative
 
 
@@ -33,18 +33,25 @@ def sgd_update(
     nesterov: bool = False,
 ) -> None:
     """One SGD step on ``param`` in place. Hyperparameters are floats or tensors that broadcast against
-    ``param`` (one value per stacked configuration, for :mod:`dldna.train.sweep`)."""
-    grad = grad + weight_decay * param
-    if "momentum_buffer" in state:
-        buffer = state["momentum_buffer"].mul_(momentum).add_((1 - dampening) * grad)
+    ``param`` (one value per stacked configuration, for :mod:`dldna.train.sweep`). The momentum buffer is kept
+    unless ``momentum`` is the plain number 0 (as torch does)."""
+    grad = with_weight_decay(grad, param, weight_decay)
+    if not isinstance(momentum, torch.Tensor) and momentum == 0:
+        param.sub_(lr * grad)
+        return
+    if init_state(state, param, "momentum_buffer"):
+        buffer = state["momentum_buffer"].copy_(grad)
     else:
-        buffer = state["momentum_buffer"] = grad.clone()
+        buffer = state["momentum_buffer"].mul_(momentum).add_((1 - dampening) * grad)
     direction = grad + momentum * buffer if nesterov else buffer
     param.sub_(lr * direction)
 
 
-class SGD(ElementwiseOptimizer):
+class SGD(PerParameterOptimizer):
     """Drop-in replacement for ``torch.optim.SGD`` (same arguments and defaults, same numbers)."""
+
+    update = staticmethod(sgd_update)
+    sweepable = True
 
     def __init__(
         self,
@@ -64,17 +71,9 @@ class SGD(ElementwiseOptimizer):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
         super().__init__(params, defaults)
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        if group["momentum"] == 0:
-            param.sub_(group["lr"] * (grad + group["weight_decay"] * param))
-            return
-        sgd_update(
-            param,
-            grad,
-            state,
-            lr=group["lr"],
-            momentum=group["momentum"],
-            dampening=group["dampening"],
-            weight_decay=group["weight_decay"],
-            nesterov=group["nesterov"],
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(
+            lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
+            weight_decay=group["weight_decay"], nesterov=group["nesterov"],
         )

@@ -26,23 +26,18 @@ or by hand, between backward and step: ``optimizer.update_hessian(model, inputs,
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dldna.optim._base import ElementwiseOptimizer
+from dldna.callbacks import Callback, TrainState
+from dldna.linalg import rademacher
+from dldna.optim._base import PerParameterOptimizer, decay_weights_, init_state
 from dldna.optim._checks import check_betas, check_lr, check_non_negative, check_positive
-from dldna.train.callbacks import Callback, TrainState
 
 HESSIAN_METHODS = ("gnb", "hutchinson")
-
-
-def rademacher_like(param: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Independent ±1 entries with probability ½ each, shaped like ``param``."""
-    bits = torch.randint(0, 2, param.shape, generator=generator, device=param.device)
-    return bits.to(param.dtype).mul_(2).sub_(1)
 
 
 def hutchinson_diagonal(
@@ -50,7 +45,7 @@ def hutchinson_diagonal(
 ) -> list[torch.Tensor]:
     """``u ⊙ (H u)`` per parameter, ``u`` Rademacher: an unbiased estimate of the Hessian diagonal of ``loss``."""
     grads = torch.autograd.grad(loss, params, create_graph=True, materialize_grads=True)
-    probes = [rademacher_like(p, generator) for p in params]
+    probes = [rademacher(p.shape, generator, dtype=p.dtype, device=p.device) for p in params]
     directional = [(g * u).sum() for g, u in zip(grads, probes) if g.requires_grad]
     if not directional:
         return [torch.zeros_like(p) for p in params]
@@ -116,22 +111,18 @@ def sophia_update(
     weight_decay: float | torch.Tensor = 0.1,
 ) -> None:
     """One Sophia step on ``param`` in place, with the Hessian EMA ``state["hessian"]`` (zeros until refreshed)."""
-    _init_state(param, state)
-    param.mul_(1 - lr * weight_decay)
+    init_state(state, param, "exp_avg", "hessian")
+    decay_weights_(param, lr, weight_decay)
     m = state["exp_avg"].mul_(beta1).add_((1 - beta1) * grad)
     denominator = torch.maximum(rho * state["hessian"], torch.as_tensor(eps, dtype=param.dtype, device=param.device))
     param.sub_(lr * (m / denominator).clamp(-1.0, 1.0))
 
 
-def _init_state(param: torch.Tensor, state: dict[str, Any]) -> None:
-    if not state:
-        state["exp_avg"] = torch.zeros_like(param)
-        state["hessian"] = torch.zeros_like(param)
-
-
-class Sophia(ElementwiseOptimizer):
+class Sophia(PerParameterOptimizer):
     """Sophia with the defaults of the paper's reference code (``SophiaG``). Apart from the decoupled decay, no
     coordinate moves by more than ``lr`` in a step. ``h`` stays zero (pure sign steps) until it is refreshed."""
+
+    update = staticmethod(sophia_update)
 
     def __init__(
         self,
@@ -160,7 +151,7 @@ class Sophia(ElementwiseOptimizer):
             raise ValueError(f"Invalid estimates: got {len(estimates)} tensors for {len(trainable)} parameters")
         for (param, group), estimate in zip(trainable, estimates):
             state = self.state[param]
-            _init_state(param, state)
+            init_state(state, param, "exp_avg", "hessian")
             beta2 = group["betas"][1]
             state["hessian"].mul_(beta2).add_((1 - beta2) * estimate)
 
@@ -181,11 +172,10 @@ class Sophia(ElementwiseOptimizer):
         )
         self.accumulate_hessian(estimates)
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        sophia_update(
-            param, grad, state, lr=group["lr"], beta1=group["betas"][0], rho=group["rho"], eps=group["eps"],
-            weight_decay=group["weight_decay"],
-        )
+    @staticmethod
+    def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+        """``betas[1]`` is not an argument of the step: it weighs the Hessian refresh (:meth:`accumulate_hessian`)."""
+        return dict(lr=group["lr"], beta1=group["betas"][0], rho=group["rho"], eps=group["eps"], weight_decay=group["weight_decay"])
 
 
 class SophiaHessianRefresh(Callback):

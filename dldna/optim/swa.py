@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from dldna.train.callbacks import Callback, TrainState
+from dldna.callbacks import Callback, TrainState
 
 
 def running_average(average: torch.Tensor, new: torch.Tensor, count: int | torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,37 @@
-"""Training: :func:`fit` (the one loop), its :class:`History`, callbacks, :func:`evaluate`, the CUDA-graph fast
-path :func:`fit_fast`, :func:`sweep`, which trains many configurations in one batched pass, and
-:func:`activation_bytes`, the memory a step keeps for its backward pass."""
+"""Training: :func:`fit` (the one loop), the CUDA-graph fast path :func:`fit_fast`, :func:`sweep`, which trains
+many configurations in one batched pass, :func:`evaluate`, learning-rate schedules (:func:`make_scheduler`), the
+memory a step keeps (:func:`activation_bytes`, :func:`state_memory`), and side-by-side runs of optimizers
+(:mod:`~dldna.train.compare`, :mod:`~dldna.train.scale`).
 
-from dldna.train.callbacks import Callback, StopFlag, TrainState
-from dldna.train.history import History
+A run is described by a :class:`~dldna.history.History` and watched by :class:`~dldna.callbacks.Callback`
+objects; both live below this package (the optimizers use callbacks too) and are exported here as well, as the
+names a training run hands back and takes.
+"""
+
+from dldna.callbacks import Callback, StopFlag, TrainState
+from dldna.history import History
 from dldna.train.fast import fit_fast
-from dldna.train.loop import evaluate, fit
-from dldna.train.memory import activation_bytes
+from dldna.train.loop import fit
+from dldna.train.memory import activation_bytes, state_memory
+from dldna.train.run import epoch_order, evaluate
+from dldna.train.schedules import SCHEDULES, lr_curve, make_scheduler, warmup_then
 from dldna.train.sweep import grid, sweep
 
-__all__ = ["Callback", "activation_bytes", "History", "StopFlag", "TrainState", "evaluate", "fit", "fit_fast", "grid", "sweep"]
+__all__ = [
+    "SCHEDULES",
+    "Callback",
+    "History",
+    "StopFlag",
+    "TrainState",
+    "activation_bytes",
+    "epoch_order",
+    "evaluate",
+    "fit",
+    "fit_fast",
+    "grid",
+    "lr_curve",
+    "make_scheduler",
+    "state_memory",
+    "sweep",
+    "warmup_then",
+]

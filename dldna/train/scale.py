@@ -14,13 +14,13 @@ from typing import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-import dldna
+from dldna.config import set_seed
 from dldna.data import Dataset, random_crop_flip
-from dldna.dynamics import make_scheduler
+from dldna.history import History
 from dldna.models import ResidualCNN, VisionTransformer, set_gradient_checkpointing
 from dldna.optim import SGD, AdamW, Lion, state_bytes
-from dldna.train.history import History
 from dldna.train.loop import fit
+from dldna.train.schedules import make_scheduler
 
 ModelFactory = Callable[[int], nn.Module]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -97,7 +97,7 @@ def run_at_scale(
         raise ValueError(f"model must be one of {sorted(models)}, got {model!r}")
     if optimizer not in optimizers:
         raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {optimizer!r}")
-    dldna.set_seed(seed)
+    set_seed(seed)
     network = models[model](data.num_classes).to(data.device)
     if checkpoint_blocks:
         set_gradient_checkpointing(network)

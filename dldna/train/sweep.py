@@ -5,18 +5,19 @@ shared permutation per epoch, drawn exactly as :func:`~dldna.train.fit` draws it
 ends with the numbers that ``fit`` gives for it alone. The weights of all configurations are stacked along a
 new leading dimension ``C``; one forward and backward pass, vectorised with :func:`torch.func.vmap` over
 :func:`torch.func.functional_call`, computes every configuration's loss and gradient; the optimizer step is
-the functional update of :mod:`dldna.optim` (``sgd_update``, ``adam_update``, ...) called once per stacked
-tensor, with each hyperparameter a tensor of shape ``(C, 1, ..., 1)`` that broadcasts against it.
+the optimizer class's update function (``SGD.update`` is ``sgd_update``, ``Adam.update`` is ``adam_update``, ...)
+called once per stacked tensor, with each hyperparameter a tensor of shape ``(C, 1, ..., 1)`` that broadcasts
+against it. The hyperparameters and their defaults are the optimizer class's own
+(:func:`dldna.optim.default_hyperparameters`, named as its update function names them).
 
-A configuration whose loss stops being finite (in float32, the precision in which ``fit`` records it) is marked ``"diverged"`` at that step and dropped from the
-stack, and the others go on. Configurations with different batch sizes (or different boolean options such as
+A configuration whose loss stops being finite (in float32, the precision in which ``fit`` records it) is marked
+``"diverged"`` at that step and dropped from the stack, and the others go on. Configurations with different batch sizes (or different boolean options such as
 ``nesterov``) cannot share a pass; they are grouped and each group runs on its own.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import itertools
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -26,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from dldna.data import Dataset
-from dldna.optim._checks import check_lr, check_non_negative, check_unit_interval
-from dldna.train.history import EPOCH_METRICS, STEP_METRICS, History
-from dldna.train.loop import GPU_CHECK_EVERY, LossFn
+from dldna.history import EPOCH_METRICS, STEP_METRICS, History
+from dldna.optim import OPTIMIZERS, PerParameterOptimizer, check_hyperparameter, default_hyperparameters
+from dldna.train.run import GPU_CHECK_EVERY, LossFn, epoch_order, evaluation_mode
 
 Config = Mapping[str, float | int | bool]
 Tensors = dict[str, torch.Tensor]
@@ -37,38 +38,20 @@ EVAL_ROWS = 2048
 EVAL_ROWS_PER_PASS = 1 << 18
 
 
-# Updates that need more than the gradient: Sophia's Hessian estimate is refreshed by its optimizer class.
-NOT_GRADIENT_ONLY = frozenset({"sophia"})
+REQUIRED = ("lr",)
+"""Hyperparameters every configuration must set: a sweep that silently used an optimizer's default learning
+rate would rarely be what was meant."""
 
 
-def functional_updates() -> dict[str, Callable[..., None]]:
-    """The functional optimizer steps of :mod:`dldna.optim` that a sweep can run, by short name
-    (``"sgd"``, ``"adam"``, ...): every ``*_update`` whose step needs nothing but the gradient."""
-    import dldna.optim as optim
-
+def sweepable_optimizers() -> dict[str, type[PerParameterOptimizer]]:
+    """The optimizers of :mod:`dldna.optim` a sweep can run, by short name (``"sgd"``, ``"adam"``, ...): those
+    that declare themselves ``sweepable`` (their update needs nothing but the gradient and treats every
+    coordinate on its own)."""
     return {
-        name.removesuffix("_update"): getattr(optim, name)
-        for name in optim.__all__
-        if name.endswith("_update") and name.removesuffix("_update") not in NOT_GRADIENT_ONLY
+        name.lower(): cls
+        for name, cls in OPTIMIZERS.items()
+        if issubclass(cls, PerParameterOptimizer) and cls.sweepable
     }
-
-
-def _check_per_configuration(update: Callable[..., None], optimizer: str, config: dict[str, Any], numeric: Sequence[str], flags: Sequence[str]) -> None:
-    """Raise ``ValueError`` unless ``update`` on a stacked tensor does what it does on each slice alone (an
-    update that normalises over the whole tensor would mix configurations)."""
-    generator = torch.Generator().manual_seed(0)
-    params = torch.randn(2, 3, 4, generator=generator, dtype=torch.float64)
-    grads = torch.randn(3, 2, 3, 4, generator=generator, dtype=torch.float64)
-    hyper = {name: torch.full((2, 1, 1), float(config[name]), dtype=torch.float64) for name in numeric}
-    options = {name: config[name] for name in flags}
-    stacked, state = params.clone(), {}
-    slices, slice_states = [params[i].clone() for i in range(2)], [{}, {}]
-    for grad in grads:
-        update(stacked, grad, state, **hyper, **options)
-        for i in range(2):
-            update(slices[i], grad[i], slice_states[i], **{name: float(config[name]) for name in numeric}, **options)
-    if not torch.allclose(stacked, torch.stack(slices), rtol=1e-10, atol=1e-12, equal_nan=True):
-        raise ValueError(f"optimizer {optimizer!r}: its update mixes the stacked configurations, so it cannot be swept")
 
 
 def grid(**axes: Sequence[float | int | bool]) -> list[dict[str, float | int | bool]]:
@@ -80,24 +63,13 @@ def grid(**axes: Sequence[float | int | bool]) -> list[dict[str, float | int | b
     return [dict(zip(names, combination)) for combination in itertools.product(*axes.values())]
 
 
-def _update_signature(update: Callable[..., None]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(numeric, flags)``: the update's keyword hyperparameters with their defaults (``inspect.Parameter.empty``
-    when required), split into per-configuration numbers and shared boolean options."""
+def _hyperparameters(cls: type[PerParameterOptimizer]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(numeric, flags)``: the keyword arguments of ``cls.update`` with the class's defaults, split into
+    per-configuration numbers and shared boolean options."""
     numeric, flags = {}, {}
-    for name, parameter in inspect.signature(update).parameters.items():
-        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
-            continue
-        (flags if isinstance(parameter.default, bool) else numeric)[name] = parameter.default
+    for name, value in cls.hyperparameters(default_hyperparameters(cls)).items():
+        (flags if isinstance(value, bool) else numeric)[name] = value
     return numeric, flags
-
-
-def _check_value(name: str, value: float) -> None:
-    if name == "lr":
-        check_lr(value)
-    elif name.startswith("beta"):
-        check_unit_interval(name, value)
-    else:
-        check_non_negative(name, value)
 
 
 def _complete(config: Config, numeric: dict[str, Any], flags: dict[str, Any], batch_size: int, optimizer: str) -> dict[str, Any]:
@@ -105,26 +77,20 @@ def _complete(config: Config, numeric: dict[str, Any], flags: dict[str, Any], ba
     unknown = set(config) - set(numeric) - set(flags) - {"batch_size"}
     if unknown:
         raise ValueError(f"configs: unknown hyperparameter(s) {sorted(unknown)} for {optimizer!r}; known: {sorted(numeric) + sorted(flags) + ['batch_size']}")
+    for name in REQUIRED:
+        if name not in config:
+            raise ValueError(f"configs: every configuration needs a value for {name!r}")
     full = {**numeric, **flags, "batch_size": batch_size, **config}
     for name in numeric:
-        if full[name] is inspect.Parameter.empty:
-            raise ValueError(f"configs: every configuration needs a value for {name!r}")
         if isinstance(full[name], bool) or not isinstance(full[name], (int, float)):
             raise ValueError(f"configs: {name} must be a number, got {full[name]!r}")
-        _check_value(name, float(full[name]))
+        check_hyperparameter(name, float(full[name]))
     for name in flags:
         if not isinstance(full[name], bool):
             raise ValueError(f"configs: {name} must be True or False, got {full[name]!r}")
     if not isinstance(full["batch_size"], int) or full["batch_size"] < 1:
         raise ValueError(f"configs: batch_size must be an integer >= 1, got {full['batch_size']!r}")
     return full
-
-
-def _class_name(optimizer: str) -> str:
-    """``"adam"`` -> ``"Adam"``: the :mod:`dldna.optim` class with that name, for the History's config."""
-    import dldna.optim as optim
-
-    return next((name for name in optim.__all__ if name.lower() == optimizer), optimizer)
 
 
 class _Stack:
@@ -230,7 +196,7 @@ def _train_group(
     template.train()
     for _epoch in range(epochs):
         epoch_start = time.perf_counter()
-        order = torch.randperm(len(y_train), generator=generator, device=device)
+        order = epoch_order(generator, len(y_train), device)
         stack.loss_sum.zero_()
         stack.correct.zero_()
         seen = 0
@@ -295,13 +261,12 @@ def _evaluate_stack(
     total_loss = torch.zeros(len(stack), dtype=stack.loss_sum.dtype, device=x.device)
     correct = torch.zeros(len(stack), dtype=torch.long, device=x.device)
     params = {name: p.detach() for name, p in stack.params.items()}
-    template.eval()
-    for start in range(0, len(y), rows):
-        target = y[start : start + rows]
-        losses, hits = batched(params, x[start : start + rows], target)
-        total_loss += losses * len(target)
-        correct += hits
-    template.train()
+    with evaluation_mode(template):
+        for start in range(0, len(y), rows):
+            target = y[start : start + rows]
+            losses, hits = batched(params, x[start : start + rows], target)
+            total_loss += losses * len(target)
+            correct += hits
     return (total_loss / len(y)).tolist(), (correct.double() / len(y)).tolist()
 
 
@@ -321,28 +286,28 @@ def sweep(
 ) -> list[History]:
     """Train ``model`` once per configuration in ``configs`` and return one :class:`History` per configuration.
 
-    ``optimizer`` names a functional update of :mod:`dldna.optim` (see :func:`functional_updates`); each
-    configuration maps that update's hyperparameters (``lr``, ``momentum``, ``beta1``, ...) and optionally
-    ``batch_size`` to values, and omitted ones take the update's defaults (``batch_size`` the argument).
+    ``optimizer`` names an optimizer of :mod:`dldna.optim` by its short name (see :func:`sweepable_optimizers`);
+    each configuration maps its update function's hyperparameters (``lr``, ``momentum``, ``beta1``, ...) and
+    optionally ``batch_size`` to values; ``lr`` is required, and omitted ones take the optimizer's defaults
+    (``batch_size`` the argument).
     Every configuration starts from ``model``'s current weights, which are copied, never changed; with the
     same ``seed`` the result for each configuration equals ``fit(model, Optimizer(...), data, seed=seed)``.
     The model must not update buffers while training (no batch norm); dropout masks differ per configuration.
     A configuration whose loss stops being finite ends ``"diverged"`` with ``diverged_at``; the others go on.
     ``time_s`` and ``total_time_s`` are those of the whole batched pass of the configuration's group.
     """
-    updates = functional_updates()
-    if optimizer not in updates:
-        raise ValueError(f"optimizer must be one of {sorted(updates)}, got {optimizer!r}")
+    choices = sweepable_optimizers()
+    if optimizer not in choices:
+        raise ValueError(f"optimizer must be one of {sorted(choices)}, got {optimizer!r}")
     if not configs:
         raise ValueError("configs must hold at least one configuration")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    update = updates[optimizer]
-    numeric, flags = _update_signature(update)
+    cls = choices[optimizer]
+    numeric, flags = _hyperparameters(cls)
     full = [_complete(config, numeric, flags, batch_size, optimizer) for config in configs]
-    _check_per_configuration(update, optimizer, full[0], list(numeric), list(flags))
 
     target = torch.device(device) if device is not None else data.device
     data = data.to(target)
@@ -351,7 +316,7 @@ def sweep(
     histories = [
         History(
             config={
-                "optimizer": _class_name(optimizer),
+                "optimizer": cls.__name__,
                 "hyperparameters": {name: config[name] for name in (*numeric, *flags)},
                 "model": type(model).__name__,
                 "parameters": parameters,
@@ -373,7 +338,7 @@ def sweep(
     for members in groups.values():
         group_configs = [full[i] for i in members]
         _train_group(
-            model, data, update, group_configs, list(numeric), {name: group_configs[0][name] for name in flags},
+            model, data, cls.update, group_configs, list(numeric), {name: group_configs[0][name] for name in flags},
             [histories[i] for i in members], epochs=epochs, loss_fn=loss_fn, device=target, seed=seed,
             eval_split=eval_split, max_steps=max_steps,
         )

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from dldna.train.history import History
+from dldna.history import History
 from dldna.viz.training import smooth
 
 

@@ -1,5 +1,5 @@
-"""Figures of optimizers on two-dimensional toy surfaces (:mod:`dldna.landscape.toy`) and of the momentum
-analysis (:mod:`dldna.landscape.momentum`): contour maps with paths (matplotlib and plotly), a kernel-free
+"""Figures of optimizers on two-dimensional toy surfaces (:mod:`dldna.toy`) and of the momentum
+analysis (:mod:`dldna.toy.momentum`): contour maps with paths (matplotlib and plotly), a kernel-free
 plotly figure with sliders over a precomputed grid of hyperparameters, loss curves, and the (lr, β) phase
 diagram of heavy-ball momentum."""
 
@@ -13,8 +13,9 @@ import plotly.graph_objects as go
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from dldna.landscape.momentum import MOMENTUM_REGIMES, best_gd, best_momentum, momentum_rate, momentum_regime
-from dldna.landscape.toy import ToySurface, Trajectory, TrajectoryGrid
+from dldna.toy.momentum import MOMENTUM_REGIMES, best_gd, best_momentum, momentum_rate, momentum_regime
+from dldna.toy.runs import Trajectory, TrajectoryGrid
+from dldna.toy.surfaces import ToySurface
 
 __all__ = [
     "plot_loss_curves",

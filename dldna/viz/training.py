@@ -1,4 +1,4 @@
-"""Figures of training runs: loss and accuracy curves from :class:`~dldna.train.History` objects."""
+"""Figures of training runs: loss and accuracy curves from :class:`~dldna.history.History` objects."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dldna.train.history import History
+from dldna.history import History
 
 Runs = Mapping[str, History]
 

@@ -1,40 +1,28 @@
 """Sliders for optimizer hyperparameters, shared by the trainer panel and the toy-surface playground.
 
-Which sliders apply depends on the optimizer's constructor: ``momentum`` for SGD and RMSprop, ``betas`` for
-the Adam family and Lion, ``alpha`` (RMSprop's squared-gradient average, shown on the second beta slider),
+Which sliders apply depends on the optimizer's hyperparameters, read from the one place each optimizer declares
+them (:func:`dldna.optim.default_hyperparameters`): ``momentum`` for SGD and RMSprop, ``betas`` for the Adam
+family and Lion, ``alpha`` (RMSprop's squared-gradient average, shown on the second beta slider),
 ``weight_decay`` wherever it exists. Learning rate and weight decay move on a log scale; the left end of the
 weight-decay slider means no weight decay.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 import ipywidgets as widgets
 import torch
 
-import dldna.optim
+from dldna.optim import OPTIMIZERS, SGD, default_hyperparameters
 
 WEIGHT_DECAY_OFF = 1e-6
 
 
 def optimizer_choices() -> dict[str, type[torch.optim.Optimizer]]:
-    """Every optimizer class of :mod:`dldna.optim` whose constructor takes ``lr``, by class name."""
-    classes = (getattr(dldna.optim, name) for name in dldna.optim.__all__)
-    return {
-        cls.__name__: cls
-        for cls in classes
-        if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and "lr" in _defaults(cls)
-    }
-
-
-def _defaults(cls: type[torch.optim.Optimizer]) -> dict[str, Any]:
-    return {
-        name: p.default
-        for name, p in inspect.signature(cls.__init__).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
+    """Every optimizer class of :mod:`dldna.optim` that takes parameters directly (:data:`dldna.optim.OPTIMIZERS`),
+    by class name."""
+    return dict(OPTIMIZERS)
 
 
 class HyperparameterControls:
@@ -58,11 +46,11 @@ class HyperparameterControls:
             description="weight decay", style=style, tooltip="left end: no weight decay",
         )
         self.sliders = (self.lr, self.momentum, self.beta1, self.beta2, self.weight_decay)
-        self.optimizer_class: type[torch.optim.Optimizer] = dldna.optim.SGD
+        self.optimizer_class: type[torch.optim.Optimizer] = SGD
 
     def use(self, cls: type[torch.optim.Optimizer]) -> None:
         """Show ``cls``'s defaults on the sliders and disable the sliders it has no argument for."""
-        defaults = _defaults(cls)
+        defaults = default_hyperparameters(cls)
         self.optimizer_class = cls
         self.lr.value = defaults["lr"]
         self.momentum.disabled = "momentum" not in defaults
@@ -91,7 +79,7 @@ class HyperparameterControls:
 
     def kwargs(self) -> dict[str, Any]:
         """Constructor arguments of the current optimizer class from the enabled sliders."""
-        defaults = _defaults(self.optimizer_class)
+        defaults = default_hyperparameters(self.optimizer_class)
         chosen: dict[str, Any] = {"lr": self.lr.value}
         if "momentum" in defaults:
             chosen["momentum"] = self.momentum.value

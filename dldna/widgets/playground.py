@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import ipywidgets as widgets
 import numpy as np
 
-from dldna.landscape.toy import ToySurface, Trajectory, run_optimizer, toy_surfaces
+from dldna.toy import ToySurface, Trajectory, run_optimizer, toy_surfaces
 from dldna.viz.render import display_live
 from dldna.widgets.controls import HyperparameterControls, optimizer_choices
 from dldna.widgets.figure_content import ContourMap, FigureContent, Line, Panel
@@ -18,11 +18,11 @@ from dldna.widgets.live_figure import LiveFigure
 
 
 class Playground:
-    """Contour map of a :class:`~dldna.landscape.toy.ToySurface` with the path of the chosen optimizer from the
+    """Contour map of a :class:`~dldna.toy.ToySurface` with the path of the chosen optimizer from the
     surface's start point; a status line gives the final loss or the step where the run diverged.
 
     ``lr`` is the starting learning rate (toy surfaces need larger steps than the optimizers' defaults).
-    ``surfaces`` defaults to :func:`~dldna.landscape.toy.toy_surfaces`; any mapping of names to
+    ``surfaces`` defaults to :func:`~dldna.toy.toy_surfaces`; any mapping of names to
     ``ToySurface`` objects works (wrap a plain function ``f(xy) -> loss`` in one to give it a box and a start).
     """
 

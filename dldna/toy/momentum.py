@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dldna.landscape.toy import run_optimizer
+from dldna.toy.runs import run_optimizer
 
 __all__ = [
     "MOMENTUM_REGIMES",
@@ -110,7 +110,7 @@ def best_momentum(mu: float, big_l: float) -> tuple[float, float, float]:
 
 
 def quadratic(eigenvalues: Sequence[float] | Tensor):
-    """The loss ``½ Σ λᵢ wᵢ²`` as a function of a 1-D tensor, for :func:`dldna.landscape.toy.run_optimizer`."""
+    """The loss ``½ Σ λᵢ wᵢ²`` as a function of a 1-D tensor, for :func:`dldna.toy.run_optimizer`."""
     curvatures = torch.as_tensor(eigenvalues, dtype=torch.float64)
     if curvatures.ndim != 1 or not bool((curvatures > 0).all()):
         raise ValueError("eigenvalues must be a 1-D sequence of positive numbers")

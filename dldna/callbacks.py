@@ -1,7 +1,9 @@
-"""Hooks into :func:`dldna.train.fit`, for metrics and control that not every run needs.
+"""Hooks into a training run (:func:`dldna.train.fit`, :func:`dldna.train.fit_fast`), for metrics and control
+that not every run needs.
 
 A callback overrides any of the methods below; each receives the live :class:`TrainState`. Setting
-``state.stop = True`` ends the run after the current step with status ``"stopped"``.
+``state.stop = True`` ends the run after the current step with status ``"stopped"``. This module sits below
+both :mod:`dldna.optim` (whose Sophia and SWA come with callbacks) and :mod:`dldna.train` (which calls them).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from dldna.train.history import History
+from dldna.history import History
 
 
 @dataclass
 class TrainState:
-    """What a callback can see and change during :func:`~dldna.train.fit`."""
+    """What a callback can see and change during a training run."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
