@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # Book builds grade every worked exercise solution and keep progress bars out of the pages.
 BOOK_ENV := DLDNA_STRICT_CHECKS=1 DLDNA_PROGRESS=0
 
-.PHONY: setup system book test unit site-tests bench lab student key colab clean distclean
+.PHONY: setup system book test unit site-tests bench lab student key nbgrader colab clean distclean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,7 @@ colab: setup
 	$(BIN)/python -m dldna.book.colab
 
 clean:
-	rm -rf _build student key test-artifacts .pytest_cache
+	rm -rf _build student key nbgrader test-artifacts .pytest_cache
 
 distclean: clean
 	rm -rf $(VENV) *.egg-info

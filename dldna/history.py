@@ -62,6 +62,15 @@ class History:
             f"test loss {self.epochs['test_loss'][-1]:.4f}, {self.total_time_s:.1f} s on {self.device}"
         )
 
+    def outcome(self) -> str:
+        """How the run ended, as words a sentence can quote: ``"diverged at step 12"``, ``"reached 84.1% test
+        accuracy"``. Prose glues this instead of a number that a run which ended otherwise would not have."""
+        if self.diverged:
+            return f"diverged at step {self.diverged_at}"
+        if not self.epochs["test_acc"]:
+            return f"was {self.status} before its first epoch ended"
+        return f"reached {self.final_test_acc:.1%} test accuracy"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

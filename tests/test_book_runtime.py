@@ -88,6 +88,18 @@ def test_matplotlib_figures_need_a_title_and_axis_labels() -> None:
     plt.close(fig)
 
 
+def test_one_label_at_the_edge_of_a_row_of_panels_labels_the_row() -> None:
+    fig, axes = plt.subplots(2, 2)
+    for ax in axes.flat:
+        ax.plot([1, 2], [3, 4])
+        ax.set_title("panel")
+    axes[0, 0].set_ylabel("density")
+    axes[1, 0].set_xlabel("value")
+    axes[1, 1].set_xlabel("value")
+    assert matplotlib_problems(fig) == ["the y label of plot 3 ('panel')", "the y label of plot 4 ('panel')"]
+    plt.close(fig)
+
+
 def test_images_without_axes_need_only_a_title() -> None:
     fig, ax = plt.subplots()
     ax.imshow([[0, 1], [1, 0]])
@@ -166,3 +178,25 @@ def test_every_citation_of_the_chapters_is_in_the_bibliography() -> None:
     cited = {key for path in (ROOT / "chapters").rglob("*.ipynb") for key in cited_keys(path.read_text())}
     assert cited and cited <= set(references), f"unknown keys: {sorted(cited - set(references))}"
     assert all(ref.title and ref.year and ref.authors for ref in references.values())
+
+
+def test_a_figure_drawn_under_the_book_builds_environment_reaches_the_output() -> None:
+    """The build's environment (the Makefile's BOOK_ENV) must leave the kernel's inline backend alone: with
+    MPLBACKEND=Agg, for example, a figure produces no output at all and vanishes from the website."""
+    import os
+    import re
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    book_env = re.search(r"^BOOK_ENV := (.*)$", (ROOT / "Makefile").read_text(), re.M)
+    assert book_env, "the Makefile defines the book build's environment in BOOK_ENV"
+    env = {name: value for name, value in os.environ.items() if name != "MPLBACKEND"}
+    env.update(pair.split("=", 1) for pair in book_env[1].split())
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import dldna\ndldna.setup_notebook()\nimport matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots()\nax.plot([1, 2])\nax.set(title='t', xlabel='x', ylabel='y')"
+    )])
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute(env=env)
+    outputs = notebook.cells[0].outputs
+    assert any("image/png" in output.get("data", {}) for output in outputs), "the figure produced no image"

@@ -110,7 +110,7 @@ def test_a_colab_notebook_runs_where_only_the_package_is_installed(colab_like_py
                   for o in cell.get("outputs", []) if "text/markdown" in o.get("data", {})]
     assert all("[…]" not in text for text in paragraphs), "a paragraph still shows a placeholder after the run"
     if "exercises" in name:
-        printed = "".join(o["text"] for o in outputs if o["output_type"] == "stream")
+        printed = "".join("".join(o["text"]) for o in outputs if o["output_type"] == "stream")
         calls = sum("".join(c["source"]).count('check("') for c in executed["cells"] if c["cell_type"] == "code")
         assert printed.count("✓ Correct") == calls > 0 and "✗" not in printed
     else:

@@ -121,6 +121,29 @@ def test_page_loads_offline_without_errors(browser: object, site: str, page: Pat
         tab.close()
 
 
+FIGURES_JS = """
+() => ({
+    images: [...document.querySelectorAll('article img')].map(img => ({src: img.src, width: img.naturalWidth})),
+    plotly: [...document.querySelectorAll('article .plotly-graph-div')].map(div => div.querySelectorAll('.main-svg').length),
+})
+"""
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.name != "intro.html"], ids=lambda p: str(p.relative_to(HTML)))
+def test_every_figure_is_drawn_in_the_browser(browser: object, site: str, page: Path) -> None:
+    """Images load (a broken one has no natural width) and every plotly figure draws its SVG."""
+    tab, _ = open_page(browser, page_url(site, page))
+    try:
+        tab.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        tab.wait_for_timeout(500)
+        figures = tab.evaluate(FIGURES_JS)
+        broken = [image["src"] for image in figures["images"] if image["width"] == 0]
+        assert not broken, f"images that did not load: {broken}"
+        assert all(count > 0 for count in figures["plotly"]), "a plotly figure did not draw"
+    finally:
+        tab.close()
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(HTML)))
 def test_page_fits_a_phone_screen(browser: object, site: str, page: Path) -> None:
     """At phone width the text column never needs sideways scrolling (wide figures scroll inside their own box)."""

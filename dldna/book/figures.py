@@ -23,10 +23,22 @@ def _has_data(ax: Any) -> bool:
     return bool(ax.lines or ax.collections or ax.images or ax.patches or ax.containers)
 
 
+def _neighbours(ax: Any, which: str) -> list[Any]:
+    """The plots in the same grid column (for ``"x"``) or row (for ``"y"``) as ``ax``: one label at the edge of
+    a row or column of panels is the usual way to label them all."""
+    spec = ax.get_subplotspec()
+    if spec is None:
+        return []
+    span = (lambda s: s.colspan) if which == "x" else (lambda s: s.rowspan)
+    return [other for other in ax.figure.axes
+            if (o := other.get_subplotspec()) is not None and o.get_gridspec() is spec.get_gridspec() and span(o) == span(spec)]
+
+
 def _labelled(ax: Any, which: str) -> bool:
-    """Does ``ax``, or an axes sharing that axis with it, carry a label for it?"""
+    """Does ``ax``, an axes sharing that axis with it, or a panel in its row (y) or column (x) carry the label?"""
     shared = ax.get_shared_x_axes() if which == "x" else ax.get_shared_y_axes()
-    return any((a.get_xlabel() if which == "x" else a.get_ylabel()).strip() for a in shared.get_siblings(ax))
+    candidates = [*shared.get_siblings(ax), *_neighbours(ax, which)]
+    return any((a.get_xlabel() if which == "x" else a.get_ylabel()).strip() for a in candidates)
 
 
 def matplotlib_problems(figure: Any) -> list[str]:

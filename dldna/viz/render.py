@@ -32,8 +32,17 @@ class _SiteHTMLRenderer(MimetypeRenderer):
         return {"text/html": html}
 
 
+BOOK_TEMPLATE = "dldna"
+"""Plotly defaults of the book: axis numbers as powers of ten (10⁻³), never SI prefixes (1m, 100n, 10f)."""
+pio.templates[BOOK_TEMPLATE] = go.layout.Template(
+    layout=dict(xaxis=dict(exponentformat="power"), yaxis=dict(exponentformat="power"))
+)
+
+
 def use_book_renderer() -> str:
-    """Make plotly figures render live and on the static site; returns the renderer name now in use."""
+    """Make plotly figures render live and on the static site, with the book's template; returns the renderer
+    name now in use."""
+    pio.templates.default = f"plotly+{BOOK_TEMPLATE}"
     if "google.colab" in sys.modules:
         pio.renderers.default = "colab"
     else:

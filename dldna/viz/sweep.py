@@ -132,12 +132,17 @@ def sweep_slider(
             dict(method="restyle", label=_label(groups, g), args=[{"visible": [pair[0] == g for pair in pairs for _ in range(2)]}])
             for g in group_values
         ]
-        figure.update_layout(updatemenus=[dict(type="buttons", direction="right", buttons=buttons, x=0.0, xanchor="left", y=1.22, yanchor="top")])
+        figure.update_layout(updatemenus=[dict(type="buttons", direction="right", buttons=buttons, x=0.0, xanchor="left", y=1.14, yanchor="bottom")])
     figure.update_xaxes(title_text="epoch", row=1, col=1)
-    figure.update_xaxes(title_text="epoch", row=1, col=2)
+    figure.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
     figure.update_yaxes(title_text="cross-entropy", type="log", row=1, col=1)
     figure.update_yaxes(title_text="test accuracy (%)", row=1, col=2)
-    figure.update_layout(title=title, height=460, margin=dict(l=60, r=20, t=110, b=40), legend=dict(orientation="h", y=-0.5))
+    # Title on top, then one row with the buttons (left) and the legend (right), then the plots, then the slider:
+    # nothing overlaps at the website's text width (about 700 px) or wider.
+    figure.update_layout(
+        title=dict(text=title, y=0.98, yanchor="top"), height=520, margin=dict(l=60, r=20, t=130, b=40),
+        legend=dict(orientation="h", x=1.0, xanchor="right", y=1.14, yanchor="bottom"),
+    )
     return figure
 
 
