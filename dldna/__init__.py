@@ -1,8 +1,11 @@
 """dldna: the companion package of the interactive book *How Deep Networks Are Optimized*.
 
-Organised by concept: ``data`` (datasets as device tensors), ``models``, ``train`` (the one training loop),
-``optim`` (optimizers written from their equations), ``init``, ``norm``, ``landscape``, ``dynamics``,
-``viz``, ``widgets`` and ``exercises``. Import submodules explicitly, e.g. ``from dldna.optim import Adam``.
+Organised by concept: ``data`` (datasets as device tensors), ``models``, ``train`` (the training loops),
+``optim`` (optimizers written from their equations), ``init``, ``norm``, ``linalg`` (matrix-free eigensolvers
+and trace estimators), ``landscape`` (network loss landscapes), ``toy`` (2-D surfaces for the optimizer
+chapters), ``dynamics``, ``viz``, ``widgets``, ``browser`` (the website's in-browser trainer), ``exercises`` and
+``book`` (glued numbers, checked claims, the Colab edition). Import submodules explicitly, e.g.
+``from dldna.optim import Adam``.
 """
 
 from dldna.config import Budget, budget, device, set_seed

@@ -1,7 +1,9 @@
 """Where code runs and how much it runs: device choice, seeding, and the compute budget of a chapter.
 
-Every chapter asks :func:`budget` how much data and how many epochs to use, so the same notebook runs in a
-few minutes on a 2-core CPU and at full size on a GPU, and says on the page which of the two it did.
+Every chapter asks :func:`budget` how much data, how many epochs and how many seeds an experiment uses, so the
+same notebook runs in a few minutes on a 2-core CPU and at full size on a GPU, and says on the page which of
+the two it did. The sizes of the experiments whose outcome a chapter states are written once, in
+:data:`EXPERIMENTS`, for both budgets.
 """
 
 from __future__ import annotations
@@ -43,6 +45,30 @@ def set_seed(seed: int) -> None:
 
 
 @dataclass(frozen=True)
+class Size:
+    """How much one experiment runs: training and test images (``None``: the whole split), epochs and seeds."""
+
+    train: int | None
+    test: int | None
+    epochs: int
+    seeds: int = 1
+
+    def describe(self) -> str:
+        """``"all 60,000 training and all 10,000 test images, 10 epochs, 3 seeds"``: what ran, for the page."""
+        train = "all 60,000" if self.train is None else f"{self.train:,}"
+        test = "all 10,000" if self.test is None else f"{self.test:,}"
+        seeds = f"{self.seeds} seeds" if self.seeds > 1 else "one seed"
+        return f"{train} training and {test} test images, {self.epochs} epoch{'s' * (self.epochs != 1)}, {seeds}"
+
+
+EXPERIMENTS: dict[str, dict[str, Size]] = {
+    # "<chapter>.<experiment>": {"cpu": Size(...), "full": Size(...)}, in the chapters' reading order
+}
+"""The sizes of the book's experiments whose outcome a chapter states, by name, under the ``cpu`` and ``full``
+budgets: the one place that says how much each conclusion rests on. :meth:`Budget.size` reads it."""
+
+
+@dataclass(frozen=True)
 class Budget:
     """How much compute a chapter may spend: ``full`` on a GPU, ``cpu`` on a laptop or CI machine.
 
@@ -58,6 +84,13 @@ class Budget:
 
     def pick(self, *, cpu: T, full: T) -> T:
         return full if self.full else cpu
+
+    def size(self, name: str) -> Size:
+        """The size of the declared experiment ``name`` under this budget (see :data:`EXPERIMENTS`)."""
+        if name not in EXPERIMENTS:
+            known = ", ".join(sorted(EXPERIMENTS)) or "none yet"
+            raise KeyError(f"no experiment {name!r} is declared in dldna.config.EXPERIMENTS (declared: {known})")
+        return EXPERIMENTS[name][self.name]
 
     def describe(self) -> str:
         """One sentence for the page saying what ran."""

@@ -1,8 +1,10 @@
-"""Execute one notebook the way the book build does, and report how long each cell took.
+"""Execute notebooks the way the book build does, and report how long each cell and each notebook took.
 
-Usage: python scripts/run_notebook.py chapters/optimizers.ipynb [--save executed.ipynb]
-Runs in the notebook's folder with DLDNA_STRICT_CHECKS=1 and progress bars off; exits non-zero on the
-first failing cell. Use it to keep a chapter within the CPU time budget before building the whole book.
+Usage: python scripts/run_notebook.py chapters/optimizers.ipynb [more.ipynb ...] [--save executed.ipynb] [--cells]
+Runs each in its folder with DLDNA_STRICT_CHECKS=1 and progress bars off; exits non-zero if a notebook fails
+(the others still run). With several notebooks it ends with a table of their times: run it on every chapter
+(`python scripts/run_notebook.py chapters/*.ipynb chapters/exercises/*.ipynb`) to see each chapter's share of
+the book's build time.
 """
 
 from __future__ import annotations
@@ -34,30 +36,49 @@ class _TimedClient(NotebookClient):
                 self.timings.append((cell_index, time.perf_counter() - start, first_line[:70]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebook", type=Path)
-    parser.add_argument("--save", type=Path, help="write the executed notebook here")
-    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
-    arguments = parser.parse_args()
-    os.environ.update(DLDNA_STRICT_CHECKS="1", DLDNA_PROGRESS="0")
-    notebook = nbformat.read(arguments.notebook, as_version=4)
-    client = _TimedClient(
-        notebook, timeout=arguments.timeout, kernel_name="python3",
-        resources={"metadata": {"path": str(arguments.notebook.parent.resolve())}},
-    )
+def run(path: Path, timeout: int, save: Path | None, show_cells: bool) -> tuple[float, bool]:
+    """Execute one notebook; print its cells' times (all of them with ``show_cells``, else the failing run's);
+    return its wall time and whether it ran to the end."""
+    notebook = nbformat.read(path, as_version=4)
+    client = _TimedClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent.resolve())}})
     start = time.perf_counter()
+    passed = True
     try:
         client.execute()
     except CellExecutionError as error:
         print(error)
-        raise SystemExit(1) from error
+        passed = False
     finally:
-        for index, seconds, first_line in client.timings:
-            print(f"cell {index:3d} {seconds:7.1f} s  {first_line}")
-        print(f"total {time.perf_counter() - start:.1f} s")
-        if arguments.save:
-            nbformat.write(notebook, arguments.save)
+        if show_cells or not passed:
+            for index, seconds, first_line in client.timings:
+                print(f"cell {index:3d} {seconds:7.1f} s  {first_line}")
+        if save:
+            nbformat.write(notebook, save)
+    return time.perf_counter() - start, passed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", type=Path, nargs="+")
+    parser.add_argument("--save", type=Path, help="write the executed notebook here (one notebook only)")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--cells", action="store_true", help="print every cell's time (default with one notebook)")
+    arguments = parser.parse_args()
+    if arguments.save and len(arguments.notebooks) > 1:
+        parser.error("--save takes one notebook")
+    os.environ.update(DLDNA_STRICT_CHECKS="1", DLDNA_PROGRESS="0")
+    results = {}
+    for path in arguments.notebooks:
+        results[path] = run(path, arguments.timeout, arguments.save, arguments.cells or len(arguments.notebooks) == 1)
+        print(f"{path}: {results[path][0]:.1f} s{'' if results[path][1] else '  FAILED'}", flush=True)
+    if len(results) > 1:
+        width = max(len(str(path)) for path in results)
+        print(f"\n{'notebook':{width}}  seconds")
+        for path, (seconds, passed) in results.items():
+            print(f"{str(path):{width}}  {seconds:7.1f}{'' if passed else '  FAILED'}")
+        print(f"{'total':{width}}  {sum(seconds for seconds, _ in results.values()):7.1f}")
+    if not all(passed for _, passed in results.values()):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

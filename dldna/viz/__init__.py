@@ -6,6 +6,6 @@ after the module whose results it draws: :mod:`~dldna.viz.training` and :mod:`~d
 
 from dldna.viz.render import display_live, use_book_renderer, use_plain_numbers, use_sharp_matplotlib
 from dldna.viz.sweep import html_size, sweep_slider
-from dldna.viz.training import plot_runs, plotly_runs, show_images, smooth
+from dldna.viz.training import plot_runs, plot_spread, plotly_runs, show_images, smooth
 
-__all__ = ["display_live", "html_size", "sweep_slider", "plot_runs", "plotly_runs", "show_images", "smooth", "use_book_renderer", "use_plain_numbers", "use_sharp_matplotlib"]
+__all__ = ["display_live", "html_size", "sweep_slider", "plot_runs", "plot_spread", "plotly_runs", "show_images", "smooth", "use_book_renderer", "use_plain_numbers", "use_sharp_matplotlib"]

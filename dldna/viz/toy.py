@@ -136,7 +136,10 @@ def plotly_paths(
     if surface.minimum is not None:
         fig.add_trace(go.Scatter(x=[surface.minimum[0]], y=[surface.minimum[1]], mode="markers", name="minimum",
                                  marker=dict(symbol="star", size=14, color="red", line=dict(color="black", width=1))))
-    fig.update_layout(**_surface_layout(surface, title or surface.name))
+    layout = _surface_layout(surface, title or surface.name)
+    # Several paths make a legend of several rows: below the map it never covers the title.
+    layout.update(legend=dict(orientation="h", y=-0.14, yanchor="top", x=0), margin=dict(t=60, b=150), height=600)
+    fig.update_layout(**layout)
     return fig
 
 

@@ -6,11 +6,13 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.colors import to_hex
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dldna.history import History
+from dldna.train.seeds import spread
 
 Runs = Mapping[str, History]
 
@@ -45,9 +47,48 @@ def plot_runs(runs: Runs, title: str | None = None, log_loss: bool = True) -> pl
         ax_loss.set_yscale("log")
     ax_loss.set(xlabel="optimizer step", ylabel="training loss (cross-entropy)", title="Training loss")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.legend(fontsize=8, loc="lower right")
     ax_loss.grid(alpha=0.3)
     ax_acc.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _padded(curves: Sequence[np.ndarray]) -> np.ndarray:
+    """Curves of different lengths (a diverged seed stops early) as rows of one array, padded with NaN."""
+    longest = max(len(curve) for curve in curves)
+    return np.array([np.pad(np.asarray(c, dtype=float), (0, longest - len(c)), constant_values=np.nan) for c in curves])
+
+
+def plot_spread(groups: Mapping[str, Sequence[History]], title: str | None = None, log_loss: bool = True) -> plt.Figure:
+    """Several seeds per setting: the mean training loss per step (smoothed) and the mean test accuracy per epoch,
+    each with a band from the lowest to the highest seed, so a reader sees whether two settings' runs overlap.
+    Legend entries give the final test accuracy as mean ± standard deviation and the number of seeds."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    for name, runs in groups.items():
+        if not runs:
+            raise ValueError(f"setting {name!r} has no runs")
+        window = _smoothing_window(runs[0])
+        loss = _padded([smooth(run.steps["loss"], window) for run in runs])
+        accuracy = 100 * _padded([np.asarray(run.epochs["test_acc"]) for run in runs])
+        steps, epochs = np.arange(1, loss.shape[1] + 1), np.arange(1, accuracy.shape[1] + 1)
+        final = spread(runs)
+        diverged = sum(run.diverged for run in runs)
+        label = f"{name}: {final.mean:.1%} ± {final.std:.1%} ({len(runs)} seeds" + (f", {diverged} diverged)" if diverged else ")")
+        (line,) = ax_loss.plot(steps, np.nanmean(loss, axis=0), lw=1.4, label=label)
+        ax_loss.fill_between(steps, np.nanmin(loss, axis=0), np.nanmax(loss, axis=0), color=line.get_color(), alpha=0.2, lw=0)
+        ax_acc.plot(epochs, np.nanmean(accuracy, axis=0), "o-", ms=3, color=line.get_color(), label=label)
+        ax_acc.fill_between(epochs, np.nanmin(accuracy, axis=0), np.nanmax(accuracy, axis=0), color=line.get_color(), alpha=0.2, lw=0)
+    if log_loss:
+        ax_loss.set_yscale("log")
+    ax_loss.set(xlabel="optimizer step", ylabel="training loss (cross-entropy)", title="Training loss (mean, band: all seeds)")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy (mean, band: all seeds)")
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_acc.legend(fontsize=7, loc="lower right")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
     return fig
@@ -72,7 +113,8 @@ def plotly_runs(runs: Runs, title: str | None = None, max_points: int = 400) -> 
     fig.update_yaxes(type="log", title_text="training loss", row=1, col=1)
     fig.update_yaxes(title_text="test accuracy (%)", row=1, col=2)
     fig.update_xaxes(title_text="optimizer step", row=1, col=1)
-    fig.update_xaxes(title_text="epoch", row=1, col=2)
+    longest = max((len(run.epochs["test_acc"]) for run in runs.values()), default=0)
+    fig.update_xaxes(title_text="epoch", tick0=1, dtick=1 if longest <= 12 else None, row=1, col=2)  # whole epochs
     fig.update_layout(title=title, height=380, margin=dict(l=60, r=20, t=60, b=50), legend=dict(orientation="h", y=-0.25))
     return fig
 
