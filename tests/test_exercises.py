@@ -167,3 +167,30 @@ def test_every_student_stub_fails_its_check(path: Path) -> None:
             f"{path.name}: a stub did not fail cleanly (errors: {[e.ename for e in errors]}, output: {text!r})\n{cell.source}"
         )
         assert "✓ Correct" not in text
+
+
+def test_an_implement_answer_that_calls_the_package_is_caught_however_it_is_imported() -> None:
+    from dldna.exercises._grading import delegates_to
+    from dldna.norm import LayerNorm
+
+    def by_name(x):
+        return LayerNorm(4)(x)
+
+    alias = LayerNorm
+
+    def by_alias(x):
+        return alias(4)(x)
+
+    def nested(x):
+        def inner(y):
+            return LayerNorm(4)(y)
+        return inner(x)
+
+    def honest(x):
+        mean = x.mean(-1, keepdim=True)
+        return (x - mean) / x.var(-1, keepdim=True, unbiased=False).add(1e-5).sqrt()
+
+    assert delegates_to(by_name, [LayerNorm]) == "LayerNorm"
+    assert delegates_to(by_alias, [LayerNorm]) == "LayerNorm"
+    assert delegates_to(nested, [LayerNorm]) == "LayerNorm"
+    assert delegates_to(honest, [LayerNorm]) is None

@@ -1,9 +1,11 @@
 """Small grading helpers shared by the topic modules: numeric closeness with a message that never shows the
-expected value."""
+expected value or the direction to move in (a hint names the idea to reconsider instead), and a check that an
+"implement" answer does not hand the work to the package's own implementation."""
 
 from __future__ import annotations
 
 import math
+from types import CodeType
 from typing import Any, Callable, Sequence
 
 import torch
@@ -19,8 +21,7 @@ def close(answer: Any, expected: float, rel: float = 1e-3, abs_tol: float = 1e-6
         return False, "Your answer is not a finite number."
     if math.isclose(value, expected, rel_tol=rel, abs_tol=abs_tol):
         return True, "matches."
-    direction = "too large" if value > expected else "too small"
-    return False, f"{value:.6g} is {direction}."
+    return False, f"{value:.6g} does not match."
 
 
 def one_of(
@@ -45,6 +46,31 @@ def one_of(
     if expected is None or answer < expected:
         return False, below
     return False, below if above is None else above
+
+
+def _names_used(code: CodeType) -> set[str]:
+    """Every global, attribute and free-variable name ``code`` and the functions nested in it refer to."""
+    names = set(code.co_names) | set(code.co_freevars)
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            names |= _names_used(constant)
+    return names
+
+
+def delegates_to(function: Callable[..., Any], implementations: Sequence[Callable[..., Any]]) -> str | None:
+    """The name of the first of ``implementations`` that ``function`` calls, or ``None``: an "implement" exercise
+    asks for the computation itself, so an answer that calls the package's version of it does not pass. A call
+    is found by name (``filter_normalize(...)``, ``L.filter_normalize(...)``) or through any global or closure
+    name bound to the same object (``from dldna.landscape import filter_normalize as f``)."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return None
+    names = _names_used(code)
+    bound = {**getattr(function, "__globals__", {}), **dict(zip(code.co_freevars, (c.cell_contents for c in function.__closure__ or ())))}
+    for implementation in implementations:
+        if implementation.__name__ in names or any(bound.get(name) is implementation for name in names):
+            return implementation.__name__
+    return None
 
 
 def all_close(answer: Any, expected: Sequence[float], rel: float = 1e-3, abs_tol: float = 1e-6) -> tuple[bool, str]:
