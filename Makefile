@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 # Book builds grade every worked exercise solution and keep progress bars out of the pages.
 BOOK_ENV := DLDNA_STRICT_CHECKS=1 DLDNA_PROGRESS=0
+# The languages the book is translated into (locale/<lang>/): each gets a website in _build/html/<lang>/.
+LANGUAGES := ko
 
-.PHONY: setup system book test unit site-tests bench lab student key nbgrader colab clean distclean
+.PHONY: setup system book translations test unit site-tests bench lab student key nbgrader student-ko key-ko colab locale clean distclean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,19 @@ setup: $(STAMP) system
 
 book: setup
 	$(BOOK_ENV) $(BIN)/jupyter-book build . --warningiserror --keep-going
+	$(MAKE) --no-print-directory translations
+
+# The translated websites, each built from the notebooks the English build executed (none runs a second time).
+translations: setup
+	for lang in $(LANGUAGES); do \
+	  $(BIN)/python -m dldna.book.i18n site --lang $$lang && \
+	  $(BIN)/jupyter-book build _build/$$lang/source --path-output _build/$$lang --warningiserror --keep-going && \
+	  rm -rf _build/html/$$lang && mv _build/$$lang/_build/html _build/html/$$lang || exit 1; \
+	done
+
+# Bring the translation catalogs (locale/<lang>/LC_MESSAGES/) up to date with the English; prints the coverage.
+locale: setup
+	for lang in $(LANGUAGES); do $(BIN)/python -m dldna.book.i18n update --lang $$lang || exit 1; done
 
 unit: setup
 	$(BIN)/pytest -m "not book and not browser" --durations=15
@@ -46,6 +61,11 @@ lab: setup
 
 student key nbgrader: setup
 	$(BIN)/python -m dldna.exercises.edition $@
+
+# The student edition and answer key in Korean (student/ko/, key/ko/), from the chapters translated by the catalogs.
+student-ko key-ko: setup
+	$(BIN)/python -m dldna.book.i18n translate --lang ko --out _build/ko/notebooks
+	$(BIN)/python -m dldna.exercises.edition $(@:-ko=) --source _build/ko/notebooks/chapters --out $(@:-ko=)/ko --lang ko
 
 # The Colab edition (colab/, committed): the chapters with their MyST markup turned into plain Markdown. Run it
 # after changing a chapter; the tests fail while colab/ is out of date.

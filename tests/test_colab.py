@@ -16,7 +16,7 @@ from dldna.book.colab import FORM_TITLE, OUT, SOURCE, stale_files
 from dldna.book.myst import MYST_ONLY
 from tests.test_notebooks import REPOSITORY, ROOT
 
-EDITION = sorted((ROOT / OUT).rglob("*.ipynb"))
+EDITION = sorted((ROOT / OUT / SOURCE).rglob("*.ipynb"))  # the English edition; the translated ones: test_i18n.py
 CHAPTERS = sorted((ROOT / SOURCE).rglob("*.ipynb"))
 
 

@@ -17,8 +17,12 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.test_book import HTML, PAGES
+from tests.test_book import HTML
+from tests.test_book import PAGES as ENGLISH_PAGES
+from tests.test_book_ko import KOREAN_PAGES
 from tests.test_notebooks import ROOT
+
+PAGES = ENGLISH_PAGES + KOREAN_PAGES  # the tests below run on the site in both languages
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"

@@ -16,7 +16,10 @@ The nbgrader edition writes each exercise notebook (``<source>/exercises/<topic>
 cell becomes an nbgrader solution cell (its check calls moved out), each check a locked autograded cell worth
 one point that fails unless the check passes, and each written answer a manually graded answer.
 
-Usage: ``python -m dldna.exercises.edition student|key|nbgrader [--source chapters] [--out DIR]``
+Notebooks in another language (``python -m dldna.book.i18n translate``) make editions in that language:
+``--lang`` names it, and the written-answer prompt is taken from the book's catalog of that language.
+
+Usage: ``python -m dldna.exercises.edition student|key|nbgrader [--source chapters] [--out DIR] [--lang ko]``
 """
 
 from __future__ import annotations
@@ -67,15 +70,24 @@ def _solution_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNo
     return [cell for cell in notebook.cells if SOLUTION_TAG in cell.metadata.get("tags", [])]
 
 
-def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``notebook`` with solutions removed and checks kept."""
+def written_answer_prompt(lang: str = "en") -> str:
+    """The prompt that replaces a written answer, in ``lang`` (a translation comes from the book's catalogs)."""
+    if lang == "en":
+        return WRITTEN_ANSWER_PROMPT
+    from dldna.book.i18n import EDITIONS_CATALOG, interface_text
+
+    return interface_text(REPOSITORY_CHAPTERS.parent, lang, EDITIONS_CATALOG, WRITTEN_ANSWER_PROMPT)
+
+
+def student_notebook(notebook: nbformat.NotebookNode, prompt: str = WRITTEN_ANSWER_PROMPT) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` with solutions removed (written answers replaced by ``prompt``) and checks kept."""
     result = nbformat.from_dict(notebook)
     for cell in _solution_cells(result):
         if cell.cell_type == "code":
             cell.source = strip_solutions(cell.source)
             cell.outputs, cell.execution_count = [], None
         else:
-            cell.source = WRITTEN_ANSWER_PROMPT
+            cell.source = prompt
         _unfold(cell)
     return result
 
@@ -132,7 +144,7 @@ def nbgrader_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return result
 
 
-def write_edition(kind: str, source: Path = REPOSITORY_CHAPTERS, out: Path | None = None) -> list[Path]:
+def write_edition(kind: str, source: Path = REPOSITORY_CHAPTERS, out: Path | None = None, lang: str = "en") -> list[Path]:
     """Write the ``"student"`` or ``"key"`` edition of every notebook under ``source`` into ``out`` (default: a
     folder named ``kind``), keeping the folder structure, or (``"nbgrader"``) every exercise notebook of
     ``source/exercises`` as an nbgrader course folder. Returns the notebooks written."""
@@ -156,7 +168,7 @@ def write_edition(kind: str, source: Path = REPOSITORY_CHAPTERS, out: Path | Non
                 raise ValueError(f"{path}: {error}") from None
         else:
             target = out / path.relative_to(source.parent)
-            edition = student_notebook(notebook) if kind == "student" else key_notebook(notebook)
+            edition = student_notebook(notebook, written_answer_prompt(lang)) if kind == "student" else key_notebook(notebook)
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(edition, target)
         written.append(target)
@@ -170,9 +182,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--source", type=Path, default=REPOSITORY_CHAPTERS, help="the book's chapters folder (default: this clone's)")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: a folder named after the kind)")
+    parser.add_argument("--lang", default="en", help="the language of the notebooks in --source (default: en)")
     arguments = parser.parse_args(argv)
     try:
-        written = write_edition(arguments.kind, arguments.source, arguments.out)
+        written = write_edition(arguments.kind, arguments.source, arguments.out, arguments.lang)
     except ValueError as error:
         parser.error(str(error))
     print(f"wrote {len(written)} notebooks to {arguments.out or arguments.kind}/")

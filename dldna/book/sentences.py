@@ -1,0 +1,155 @@
+"""Sentences a notebook's code shows as prose, so that a translation can show them in its own language.
+
+A chapter states what its run showed with ``claim(holds, f"...")`` and may display a sentence with
+``Markdown(f"...")``; the reader sees each as a paragraph among the others. In a catalog such a sentence is
+keyed by its *template*, the sentence as the code writes it with the f-string's fields kept
+(``The loss is {loss:.3f}.``); its translation keeps the same fields. :func:`translate_code` puts the
+translation into the code, so that a translated notebook shows it when it runs, and :func:`translate_shown`
+into the outputs of a notebook that already ran, carrying over the values that run showed.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import string
+from collections.abc import Callable
+from functools import cache
+
+SHOWN_BY = {"claim": 1, "Markdown": 0}
+"""The calls that show a sentence as prose, and the position of the sentence among their arguments."""
+
+
+def _python(source: str) -> str | None:
+    """``source`` as plain Python (IPython's magics rewritten), or ``None`` when it does not parse."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    python = TransformerManager().transform_cell(source)
+    try:
+        ast.parse(python)
+    except SyntaxError:
+        return None
+    return python
+
+
+def _sentence_nodes(python: str) -> list[ast.expr]:
+    """The sentence arguments of every call in ``python`` that shows one."""
+    found = []
+    for node in ast.walk(ast.parse(python)):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+            position = SHOWN_BY.get(name)
+            if position is not None and len(node.args) > position:
+                found.append(node.args[position])
+    return sorted(found, key=lambda node: (node.lineno, node.col_offset))
+
+
+def _template(node: ast.expr, python: str) -> str | None:
+    """The template of a sentence argument (a string or an f-string), ``None`` for anything else."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.replace("{", "{{").replace("}", "}}")
+    if not isinstance(node, ast.JoinedStr):
+        return None
+    parts = []
+    for value in node.values:
+        if isinstance(value, ast.Constant):
+            parts.append(value.value.replace("{", "{{").replace("}", "}}"))
+            continue
+        spec = value.format_spec.values if value.format_spec is not None else []
+        if not all(isinstance(piece, ast.Constant) for piece in spec):
+            return None
+        conversion = f"!{chr(value.conversion)}" if value.conversion != -1 else ""
+        formatted = "".join(piece.value for piece in spec)
+        parts.append("{" + ast.unparse(value.value) + conversion + (f":{formatted}" if formatted else "") + "}")
+    return "".join(parts)
+
+
+def templates(source: str) -> list[str]:
+    """The templates of the sentences a code cell shows, in order."""
+    python = _python(source)
+    if python is None:
+        return []
+    return [template for node in _sentence_nodes(python) if (template := _template(node, python)) is not None]
+
+
+def _fields(template: str) -> list[tuple[str, str | None]]:
+    """``(literal text, field)`` pairs of a template; a field is written as in the template (``{loss:.3f}``)."""
+    pieces = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        field = None if name is None else "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        pieces.append((literal, field))
+    return pieces
+
+
+@cache
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile("".join(re.escape(literal) + ("(.+?)" if field else "") for literal, field in _fields(template)), re.S)
+
+
+def fill(shown: str, english: str, translated: str) -> str | None:
+    """The translation of ``shown``, a sentence a run showed from the template ``english``: ``translated`` with
+    each field replaced by the text that field took in ``shown``. ``None`` when ``shown`` is not from
+    ``english``. Raises ``ValueError`` when the translation has a field the English lacks."""
+    match = _pattern(english).fullmatch(shown)
+    if match is None:
+        return None
+    values: dict[str, str] = {}
+    for field, value in zip((field for _, field in _fields(english) if field), match.groups()):
+        values.setdefault(field, value)
+    text = []
+    for literal, field in _fields(translated):
+        if field is not None and field not in values:
+            raise ValueError(f"the translation of {english!r} has the field {field}, which the English does not")
+        text.append(literal + (values[field] if field else ""))
+    return "".join(text)
+
+
+def as_literal(template: str) -> str:
+    """Python source of an f-string that shows ``template`` (its fields evaluated where it stands)."""
+    quote = "'" if any('"' in field for _, field in _fields(template) if field) else '"'
+    parts = []
+    for literal, field in _fields(template):
+        escaped = literal.replace("\\", "\\\\").replace(quote, "\\" + quote).replace("\n", "\\n")
+        parts.append(escaped.replace("{", "{{").replace("}", "}}") + (field or ""))
+    return f"f{quote}{''.join(parts)}{quote}"
+
+
+def _offset(lines: list[str], line: int, column: int) -> int:
+    """The character offset in the text of ``lines`` of ``ast``'s (1-based line, UTF-8 byte column)."""
+    return sum(len(text) for text in lines[: line - 1]) + len(lines[line - 1].encode("utf-8")[:column].decode("utf-8"))
+
+
+def translate_code(source: str, translate: Callable[[str], str | None]) -> str:
+    """``source`` (a code cell) with each sentence it shows replaced by ``translate(template)``; a sentence
+    without a translation, and a cell whose magics move its lines, stay as they are."""
+    python = _python(source)
+    if python is None or python.rstrip("\n") != source.rstrip("\n"):
+        return source
+    lines = source.splitlines(keepends=True)
+    replaced = []
+    for node in _sentence_nodes(source):
+        template = _template(node, source)
+        translated = translate(template) if template is not None else None
+        if translated:
+            start, end = _offset(lines, node.lineno, node.col_offset), _offset(lines, node.end_lineno, node.end_col_offset)
+            replaced.append((start, end, as_literal(translated)))
+    for start, end, literal in reversed(replaced):
+        source = source[:start] + literal + source[end:]
+    return source
+
+
+def translate_shown(outputs: list[dict], pairs: list[tuple[str, str]]) -> list[dict]:
+    """``outputs`` of a cell that ran, with each Markdown sentence shown from one of the English templates of
+    ``pairs`` (``(English, translation)``) replaced by its translation."""
+    result = []
+    for output in outputs:
+        markdown = output.get("data", {}).get("text/markdown")
+        if markdown is not None:
+            shown = "".join(markdown)
+            for english, translated in pairs:
+                filled = fill(shown, english, translated)
+                if filled is not None:
+                    output = {**output, "data": {**output["data"], "text/markdown": filled}}
+                    break
+        result.append(output)
+    return result
