@@ -1,20 +1,27 @@
-"""Time dldna.landscape.hessian against PyHessian on the book's 784-512-64-10 MLP and FashionMNIST.
+"""Time dldna.landscape.hessian against PyHessian on the book's 784-512-64-10 MLP and FashionMNIST, at the same
+answer.
 
-For each sample count, computes the top-1 and top-2 Hessian eigenvalues and the Hutchinson trace with both
-libraries on the same model and data, and prints the seconds, the ratio PyHessian / ours, the values, their
-relative difference and the number of Hessian-vector products (HVPs) each used.
+For each sample count, four tasks, each library timed in turn for ``--rounds`` rounds (fastest time counts, the
+first gradient pass included; the model is freshly initialised, nothing is trained):
 
-The eigenvalue rows compare each library at its defaults, which stop differently: ours (Lanczos) when
-``||Hv - lambda v|| <= 1e-3 |lambda|``, which bounds the distance to a true eigenvalue by the printed residual;
-PyHessian (power iteration) when the estimate changes by less than 0.1% between iterations. The trace rows
-compare equal work: both draw ``--trace-samples`` Rademacher vectors. PyHessian's own trace stopping rule is
-printed separately; it divides the change of the running mean by the previous mean, so it stops one sample
-after that mean turns negative. On the CPU both libraries draw the same Rademacher vectors (torch's generator seeded with 0), so their
-trace estimates agree to rounding, which checks the products themselves. Timings are the fastest of ``--repeats``
-runs and include the first gradient pass. The model is freshly initialised (seed 0); nothing is trained.
+- **top-1, top-2**: the largest Hessian eigenvalues to a relative error of at most ``--target`` (1e-3), measured
+  against a float64 reference converged to 1e-9. Ours runs at its defaults (Lanczos, ``tol=1e-3`` on the
+  estimated eigenvalue error). PyHessian (power iteration, stopping when the estimate changes by less than
+  ``tol`` between iterations) runs at ``tol=1e-3`` and, when that answer misses the target, at 1e-4, 1e-5, 1e-6
+  (``maxIter=1000``) until it reaches it: the time printed is that of the first tolerance that does.
+- **trace**: PyHessian's Hutchinson estimate with ``--trace-samples`` probes against ours (``method="blocks"``,
+  ``--block-samples`` probes of the parameter tensors' diagonal blocks), compared by their standard errors;
+  both are checked against a reference of 100 block probes.
+- **density**: stochastic Lanczos quadrature with ``--density-steps`` steps and one run, PyHessian's defaults
+  (its ``density()`` calls ``torch.eig``, removed from torch; a stand-in built on ``torch.linalg.eigh`` is put in
+  its place for this run only). Same steps, same quadrature degree; the largest node must match the top eigenvalue.
 
-    .venv/bin/python bench/hessian.py [--sizes 256 1024] [--repeats 2] [--trace-samples 20]
-                                      [--device cuda] [--threads 1]
+Each row prints the seconds, the ratio PyHessian / ours, the answers, their errors (relative, or the standard
+error for the trace), the Hessian-vector products (HVPs) each used and the GFLOP/s of matrix-product arithmetic
+each reached, next to the machine's float32 matrix-product peak.
+
+    .venv/bin/python bench/hessian.py [--sizes 256 1024] [--rounds 3] [--trace-samples 20] [--block-samples 4]
+                                      [--density-steps 100] [--device cuda] [--threads 1]
 """
 
 from __future__ import annotations
@@ -23,37 +30,27 @@ import argparse
 import copy
 import importlib
 import math
-import time
 import warnings
-from typing import Callable, TypeVar
+from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from dldna.config import device as default_device
 from dldna.data import load_fashion_mnist
 from dldna.landscape import hessian as ours
+from dldna.landscape.costs import count_flops, fastest_in_turn, matmul_peak
 from dldna.models import MLP
 
-T = TypeVar("T")
+PYHESSIAN_TOLERANCES = (1e-3, 1e-4, 1e-5, 1e-6)
 
 
-def timed(run: Callable[[], T], repeats: int, device: torch.device) -> tuple[float, T]:
-    """Shortest wall time of ``repeats`` calls of ``run`` (synchronising CUDA), with the last call's result.
-
-    The minimum is the time least disturbed by other processes sharing the machine.
-    """
-    times, result = [], None
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        result = run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return min(times), result
+def legacy_eig(matrix: Tensor, eigenvectors: bool = True) -> tuple[Tensor, Tensor]:
+    """``torch.eig`` as PyHessian calls it (eigenvalues as ``(n, 2)`` real and imaginary parts), for a symmetric
+    matrix."""
+    values, vectors = torch.linalg.eigh(matrix)
+    return torch.stack([values, torch.zeros_like(values)], dim=1), vectors
 
 
 class PyHessianRunner:
@@ -73,36 +70,50 @@ class PyHessianRunner:
 
         self.module.hessian_vector_product = counted
 
-    def _fresh(self, x: torch.Tensor, y: torch.Tensor):
+    def _fresh(self, x: Tensor, y: Tensor):
         torch.manual_seed(0)
         model, cuda = copy.deepcopy(self.model), x.device.type == "cuda"
         return self.module.hessian(model, nn.CrossEntropyLoss(), data=(x, y), cuda=cuda)
 
-    def eigenvalues(self, x: torch.Tensor, y: torch.Tensor, k: int) -> tuple[list[float], int]:
+    def eigenvalues(self, x: Tensor, y: Tensor, k: int, tol: float) -> tuple[np.ndarray, int]:
         self.products = 0
-        values, _ = self._fresh(x, y).eigenvalues(top_n=k)
-        return values, self.products
+        values, _ = self._fresh(x, y).eigenvalues(maxIter=1000, tol=tol, top_n=k)
+        return np.array(values), self.products
 
-    def trace(self, x: torch.Tensor, y: torch.Tensor, samples: int | None = None) -> np.ndarray:
-        """The ``v^T H v`` samples of PyHessian's trace: exactly ``samples`` of them, or as its own rule decides."""
-        hessian = self._fresh(x, y)
-        return np.array(hessian.trace() if samples is None else hessian.trace(maxIter=samples, tol=-math.inf))
+    def trace(self, x: Tensor, y: Tensor, samples: int) -> np.ndarray:
+        """The ``v^T H v`` samples of PyHessian's trace: exactly ``samples`` of them."""
+        return np.array(self._fresh(x, y).trace(maxIter=samples, tol=-math.inf))
+
+    def density(self, x: Tensor, y: Tensor, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        had_eig, previous = hasattr(torch, "eig"), getattr(torch, "eig", None)
+        torch.eig = legacy_eig
+        try:
+            nodes, weights = self._fresh(x, y).density(iter=steps, n_v=1)
+        finally:
+            if had_eig:
+                torch.eig = previous
+            else:
+                del torch.eig
+        return np.array(nodes), np.array(weights)
 
 
-def relative(a: float, b: float) -> float:
-    return abs(a - b) / abs(b)
+def relative_error(values: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(values) - reference) / np.abs(reference)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--trace-samples", type=int, default=20, help="probe vectors per trace estimate (>= 4, Hutch++'s minimum)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--target", type=float, default=1e-3, help="relative eigenvalue error both must reach")
+    parser.add_argument("--trace-samples", type=int, default=20, help="PyHessian's Hutchinson probes (>= 2)")
+    parser.add_argument("--block-samples", type=int, default=4, help="our block-diagonal probes (>= 2)")
+    parser.add_argument("--density-steps", type=int, default=100, help="Lanczos steps of one SLQ run")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: dldna.config.device())")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     args = parser.parse_args()
-    if args.trace_samples < 4 or args.repeats < 1 or min(args.sizes) < 1:
-        parser.error("--trace-samples must be >= 4, --repeats and --sizes >= 1")
+    if min(args.trace_samples, args.block_samples) < 2 or min(args.rounds, args.density_steps, *args.sizes) < 1:
+        parser.error("--trace-samples and --block-samples must be >= 2, --rounds, --density-steps and --sizes >= 1")
     warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph=True")  # PyHessian, every call
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -113,36 +124,58 @@ def main() -> None:
     model = MLP().to(device)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"MLP 784-512-64-10 ({parameters:,} parameters), freshly initialised; device {device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; fastest of {args.repeats} runs")
-    reference = PyHessianRunner(model)
-    header = (f"{'n':>5} {'task':<6} {'ours s':>8} {'PyH s':>8} {'PyH/ours':>9} {'ours':>12} {'PyHessian':>12} "
-              f"{'rel diff':>9} {'ours resid':>10} {'HVPs ours/PyH':>14}")
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; fastest of {args.rounds} rounds")
+    reference_runner = PyHessianRunner(model)
+    header = (f"{'n':>5} {'task':<7} {'ours s':>7} {'PyH s':>7} {'PyH/ours':>8}  {'ours':>16} {'PyHessian':>16} "
+              f"{'err ours':>8} {'err PyH':>8} {'HVPs':>9} {'GFLOP/s':>11}")
     print(header)
     print("-" * len(header))
+
+    def row(size: int, task: str, runs: dict[str, Callable[[], object]], answers: tuple[str, str], errors: tuple[str, str],
+            products: tuple[int, int], note: str = "") -> None:
+        timed = fastest_in_turn(runs, args.rounds, device)
+        (ours_s, _), (theirs_s, _) = timed["ours"], timed["PyHessian"]
+        rates = "/".join(f"{count_flops(run) / seconds / 1e9:.0f}" for run, seconds in zip(runs.values(), (ours_s, theirs_s)))
+        print(f"{size:>5} {task:<7} {ours_s:7.3f} {theirs_s:7.3f} {theirs_s / ours_s:8.2f}  {answers[0]:>16} {answers[1]:>16} "
+              f"{errors[0]:>8} {errors[1]:>8} {f'{products[0]}/{products[1]}':>9} {rates:>11}{note}", flush=True)
+
     for size in args.sizes:
         x, y = data.x_train[:size], data.y_train[:size]
+        exact = ours.top_eigenvalues(copy.deepcopy(model).double(), x.double(), y, k=2, tol=1e-9, max_iter=300).eigenvalues
         for k in (1, 2):
-            ours_s, mine = timed(lambda: ours.top_eigenvalues(model, x, y, k=k), args.repeats, device)
-            theirs_s, (values, products) = timed(lambda: reference.eigenvalues(x, y, k), args.repeats, device)
-            for i in range(k):
-                task = f"top-{k}" if i == 0 else f"  l{i + 1}"
-                times = f"{ours_s:8.3f} {theirs_s:8.3f} {theirs_s / ours_s:9.2f}" if i == 0 else " " * 27
-                print(f"{size:>5} {task:<6} {times} {mine.eigenvalues[i]:12.5f} {values[i]:12.5f} "
-                      f"{relative(mine.eigenvalues[i], values[i]):9.2e} {mine.residuals[i]:10.1e} "
-                      f"{f'{mine.matvecs}/{products}':>14}")
-        theirs_s, samples = timed(lambda: reference.trace(x, y, args.trace_samples), args.repeats, device)
-        ours_s, mine = timed(lambda: ours.hessian_trace(model, x, y, samples=args.trace_samples), args.repeats, device)
+            mine = ours.top_eigenvalues(model, x, y, k=k)
+            for tol in PYHESSIAN_TOLERANCES:
+                values, products = reference_runner.eigenvalues(x, y, k, tol)
+                if relative_error(values, exact[:k]) <= args.target:
+                    break
+            note = f"  (PyHessian at tol={tol:g})" + ("" if relative_error(values, exact[:k]) <= args.target else ", target missed")
+            row(size, f"top-{k}",
+                {"ours": lambda: ours.top_eigenvalues(model, x, y, k=k),
+                 "PyHessian": lambda: reference_runner.eigenvalues(x, y, k, tol)},
+                (" ".join(f"{v:.4f}" for v in mine.eigenvalues), " ".join(f"{v:.4f}" for v in values)),
+                (f"{relative_error(mine.eigenvalues, exact[:k]):.1e}", f"{relative_error(values, exact[:k]):.1e}"),
+                (mine.matvecs, products), note)
+
+        reference = ours.hessian_trace(model, x, y, samples=100)
+        mine = ours.hessian_trace(model, x, y, samples=args.block_samples)
+        samples = reference_runner.trace(x, y, args.trace_samples)
         their_error = samples.std(ddof=1) / math.sqrt(len(samples))
-        print(f"{size:>5} {'trace':<6} {ours_s:8.3f} {theirs_s:8.3f} {theirs_s / ours_s:9.2f} {mine.estimate:12.3f} "
-              f"{samples.mean():12.3f} {relative(mine.estimate, samples.mean()):9.2e} {'':>10} "
-              f"{f'{mine.samples}/{len(samples)}':>14}")
-        plus_s, plus = timed(
-            lambda: ours.hessian_trace(model, x, y, samples=args.trace_samples, method="hutch++"), 1, device
-        )
-        default = reference.trace(x, y)
-        print(f"{'':>11} standard errors: Hutchinson ours {mine.standard_error:.3f}, PyHessian {their_error:.3f}; "
-              f"ours Hutch++ {plus.estimate:.3f} +- {plus.standard_error:.3f} ({plus_s:.2f} s)")
-        print(f"{'':>11} PyHessian's own stopping rule took {len(default)} samples: {default.mean():.3f}")
+        row(size, "trace",
+            {"ours": lambda: ours.hessian_trace(model, x, y, samples=args.block_samples),
+             "PyHessian": lambda: reference_runner.trace(x, y, args.trace_samples)},
+            (f"{mine.estimate:.2f}", f"{samples.mean():.2f}"), (f"{mine.standard_error:.2f}", f"{their_error:.2f}"),
+            (mine.samples * len(list(model.parameters())), len(samples)),
+            f"  (reference {reference.estimate:.2f} +- {reference.standard_error:.2f}; errors are standard errors)")
+
+        density = ours.spectral_density(model, x, y, lanczos_steps=args.density_steps, runs=1)
+        nodes, _ = reference_runner.density(x, y, args.density_steps)
+        row(size, "density",
+            {"ours": lambda: ours.spectral_density(model, x, y, lanczos_steps=args.density_steps, runs=1),
+             "PyHessian": lambda: reference_runner.density(x, y, args.density_steps)},
+            (f"top {density.nodes.max():.4f}", f"top {nodes.max():.4f}"),
+            (f"{relative_error(density.nodes.max(), exact[0]):.1e}", f"{relative_error(nodes.max(), exact[0]):.1e}"),
+            (density.matvecs, args.density_steps), "  (the largest quadrature node against the top eigenvalue)")
+    print(f"float32 matrix-product peak (2048^3): {matmul_peak(device):.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,15 @@ forms the matrix or knows where it comes from, so the same routines run on expli
 a network's Hessian (:mod:`dldna.landscape.hessian`, which supplies ``matvec`` through Hessian-vector products).
 
 - :func:`power_iteration` and :func:`lanczos_eigenpairs`: the largest eigenpairs.
-- :func:`hutchinson` and :func:`hutch_plus_plus`: the trace.
-- :func:`lanczos` and :func:`slq`: the Lanczos decomposition and the whole eigenvalue density.
+- :func:`hutchinson`, :func:`block_hutchinson` and :func:`hutch_plus_plus`: the trace.
+- :func:`lanczos` and :func:`slq`: the Lanczos decomposition and the whole eigenvalue density
+  (:func:`gauss_quadrature` and :func:`density_from_quadrature` are its two halves).
 - :func:`rademacher`: the random ±1 probes of the trace estimators (and of Sophia's Hessian diagonal).
+
+Lanczos also runs on an operator ``v -> M (G v)`` with ``M`` symmetric and ``G`` symmetric positive semi-definite
+(``metric=G``): such an operator is self-adjoint in the inner product ``<u, w>_G = u^T G w``, and Lanczos in that
+inner product finds its eigenpairs. A network's Hessian ``P^T M P`` has the nonzero eigenvalues of ``M P P^T``,
+which is how :mod:`dldna.landscape.split` computes curvature on a first layer's output instead of its weights.
 
 Vectors live in ``dtype`` on ``device`` (float64 on the CPU unless told otherwise). Random vectors are drawn on
 the CPU from ``seed`` and then moved, so a seed gives the same vectors on every device.
@@ -41,13 +47,15 @@ class EigenResult:
     ``eigenvalues`` are in descending order (of value for ``which="algebraic"``, of absolute value for
     ``which="magnitude"``). ``eigenvectors[i]`` is the unit eigenvector of ``eigenvalues[i]`` as a list of
     tensors shaped like the parameters (a single flat tensor for a generic operator). ``residuals[i]`` is
-    ``||H v_i - lambda_i v_i||``: some eigenvalue lies within that distance of ``eigenvalues[i]``.
-    ``converged[i]`` says whether that residual is within ``tol |eigenvalues[i]|``.
+    ``||H v_i - lambda_i v_i||``: some eigenvalue lies within that distance of ``eigenvalues[i]``. ``errors[i]``
+    estimates the distance to the eigenvalue it approximates (see :func:`lanczos_eigenpairs`; for power iteration
+    the residual itself), and ``converged[i]`` says whether it is within ``tol |eigenvalues[i]|``.
     """
 
     eigenvalues: np.ndarray
     eigenvectors: list[list[Tensor]] = field(repr=False)
     residuals: np.ndarray
+    errors: np.ndarray
     converged: np.ndarray
     iterations: int
     matvecs: int
@@ -69,12 +77,14 @@ class LanczosDecomposition:
     ``basis`` holds the orthonormal Lanczos vectors as rows ``(m, dim)``; ``T`` is the symmetric tridiagonal
     matrix with diagonal ``alphas`` and off-diagonal ``betas[:-1]``; ``betas[-1]`` is the norm of what the last
     step left outside the basis (zero once the Krylov space is invariant). A zero inside ``betas[:-1]`` marks a
-    restart from a fresh random direction after the Krylov space became invariant.
+    restart from a fresh random direction after the Krylov space became invariant. With a metric ``G`` the rows
+    are orthonormal in ``<u, w>_G`` and ``images`` holds their images ``G q`` (without one, ``basis`` itself).
     """
 
     alphas: Tensor
     betas: Tensor
     basis: Tensor
+    images: Tensor
 
     def tridiagonal(self) -> Tensor:
         """The ``m x m`` tridiagonal matrix ``T = Q A Q^T`` (float64, on the CPU)."""
@@ -159,12 +169,16 @@ def rademacher(
     return signs.to(device=device, dtype=dtype)
 
 
-def _orthogonalize(vector: Tensor, basis: Tensor | None) -> Tensor:
-    """Remove the components of ``vector`` along the orthonormal rows of ``basis`` (twice, for stability)."""
+def _orthogonalize(vector: Tensor, basis: Tensor | None, images: Tensor | None = None) -> Tensor:
+    """Remove the components of ``vector`` along the orthonormal rows of ``basis`` (twice, for stability).
+
+    With ``images`` (the rows ``G q`` of a metric ``G``), orthonormal and orthogonal mean in ``<u, w>_G``.
+    """
     if basis is None or len(basis) == 0:
         return vector
+    images = basis if images is None else images
     for _ in range(2):
-        vector = vector - basis.T @ (basis @ vector)
+        vector = vector - basis.T @ (images @ vector)
     return vector
 
 
@@ -177,41 +191,63 @@ def _lanczos(
     steps: int,
     generator: torch.Generator,
     stop: Callable[[list[float], list[float]], bool] | None = None,
+    metric: MatVec | None = None,
 ) -> LanczosDecomposition:
-    """Lanczos with full reorthogonalization; ``stop(alphas, betas)`` may end it early after any step.
+    """Lanczos with full reorthogonalization on ``A = matvec o metric`` in the inner product of ``metric`` (the
+    identity when None); ``stop(alphas, betas)`` may end it early after any step.
 
-    After a restart ``betas[-1]`` is 0, so the recurrence correctly ignores the vector before the restart.
+    Each step costs one ``matvec`` and, with a metric, one ``metric`` product: ``p = G q`` serves both the
+    product ``A q = M p`` and every inner product with ``q``. After a restart ``betas[-1]`` is 0, so the
+    recurrence correctly ignores the vector before the restart.
     """
     dim = start.numel()
+    apply_metric = metric if metric is not None else (lambda v: v)
     basis = start.new_empty(steps, dim)  # uninitialised: memory is only touched as rows are written
+    images = basis if metric is None else start.new_empty(steps, dim)
     alphas: list[float] = []
     betas: list[float] = []
     breakdown = 1e3 * torch.finfo(start.dtype).eps
     scale = 0.0
-    q = start / start.norm()
+
+    def normalized(vector: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        image = apply_metric(vector)
+        norm = torch.dot(vector, image).clamp_min(0).sqrt()
+        return vector / norm, image / norm, norm
+
+    q, p, norm = normalized(start)
+    if not bool(norm > 0):
+        raise ValueError("start must have a positive norm in the metric")
     for step in range(steps):
         basis[step] = q
-        w = matvec(q)
-        alpha, image_norm = torch.dot(q, w), w.norm()
+        if metric is not None:
+            images[step] = p
+        w = matvec(p)
+        alpha = torch.dot(p, w)
         # The three-term recurrence, then one pass against the whole basis to remove the rounding errors that
-        # would otherwise make old directions reappear (and eigenvalues repeat) in floating point.
-        w = w - alpha * q - (betas[-1] * basis[step - 1] if step else 0.0)
-        w = w - basis[: step + 1].T @ (basis[: step + 1] @ w)
-        alpha_value, image_value, beta = torch.stack([alpha, image_norm, w.norm()]).tolist()  # one device sync
-        scale = max(scale, image_value)
+        # would otherwise make old directions reappear (and eigenvalues repeat) in floating point. In place:
+        # these vectors are as long as the operator is wide.
+        w = w.clone() if w.data_ptr() == p.data_ptr() else w  # an operator may hand back its input
+        w.addcmul_(q, alpha, value=-1)
+        if step:
+            w.sub_(basis[step - 1], alpha=betas[-1])
+        w.addmv_(basis[: step + 1].T, images[: step + 1] @ w, alpha=-1)
+        q_next, p_next, beta = normalized(w)
+        alpha_value, beta_value = torch.stack([alpha, beta]).tolist()  # one device sync
+        # ||A q||^2 = alpha^2 + beta^2 + (previous beta)^2 in exact arithmetic: the scale of a breakdown.
+        scale = max(scale, math.sqrt(alpha_value**2 + beta_value**2 + (betas[-1] ** 2 if betas else 0.0)))
         alphas.append(alpha_value)
-        betas.append(beta)
+        betas.append(beta_value)
         if step + 1 == steps or (stop is not None and stop(alphas, betas)):
             break
-        if beta <= breakdown * scale:
+        if beta_value <= breakdown * scale:
             # The Krylov space is invariant: its Ritz values are exact eigenvalues. Go on from a fresh direction.
             betas[-1] = 0.0
-            w = _orthogonalize(_gaussian((dim,), generator, start.dtype, start.device), basis[: step + 1])
-            q = w / w.norm()
+            fresh = _gaussian((dim,), generator, start.dtype, start.device)
+            q, p, _ = normalized(_orthogonalize(fresh, basis[: step + 1], images[: step + 1]))
         else:
-            q = w / beta
+            q, p = q_next, p_next
     as_tensor = partial(torch.tensor, dtype=torch.float64)
-    return LanczosDecomposition(as_tensor(alphas), as_tensor(betas), basis[: len(alphas)])
+    return LanczosDecomposition(as_tensor(alphas), as_tensor(betas), basis[: len(alphas)], images[: len(alphas)])
 
 
 def lanczos(
@@ -221,6 +257,7 @@ def lanczos(
     seed: int = 0,
     *,
     start: Tensor | None = None,
+    metric: MatVec | None = None,
     dtype: torch.dtype = torch.float64,
     device: Device = "cpu",
 ) -> LanczosDecomposition:
@@ -228,7 +265,8 @@ def lanczos(
 
     Every new vector is orthogonalized against all previous ones (full reorthogonalization), so the basis stays
     orthonormal in floating point and ``steps = dim`` reproduces the whole spectrum in the eigenvalues of
-    :meth:`LanczosDecomposition.tridiagonal`. Costs ``steps`` products and ``steps x dim`` memory.
+    :meth:`LanczosDecomposition.tridiagonal`. Costs ``steps`` products and ``steps x dim`` memory (twice that
+    with a ``metric``, for which see the module docstring).
     """
     dim = check_int("dim", dim)
     steps = check_int("steps", steps)
@@ -239,13 +277,25 @@ def lanczos(
         start = _gaussian((dim,), generator, dtype, device)
     elif start.shape != (dim,) or not bool(start.norm() > 0):
         raise ValueError(f"start must be a non-zero vector of shape ({dim},)")
-    return _lanczos(matvec, start, steps, generator)
+    return _lanczos(matvec, start, steps, generator, metric=metric)
 
 
 def _select(values: np.ndarray, k: int, which: str) -> np.ndarray:
     """Indices of the ``k`` wanted values, the most wanted first."""
     key = values if which == "algebraic" else np.abs(values)
     return np.argsort(-key, kind="stable")[:k]
+
+
+def _error_estimates(values: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """``min(r, r^2 / gap)`` for each Ritz value: the residual bounds the distance to some eigenvalue, and once
+    the Ritz value is separated from the others by ``gap`` the error falls like the residual squared."""
+    if len(values) < 2:
+        return residuals.copy()
+    gaps = np.abs(values[:, None] - values[None, :])
+    np.fill_diagonal(gaps, np.inf)
+    gap = gaps.min(axis=1)
+    with np.errstate(divide="ignore"):
+        return np.minimum(residuals, np.where(gap > 0, residuals**2 / gap, np.inf))
 
 
 def lanczos_eigenpairs(
@@ -257,46 +307,59 @@ def lanczos_eigenpairs(
     max_iter: int = 100,
     seed: int = 0,
     which: str = "algebraic",
+    start: Tensor | None = None,
+    metric: MatVec | None = None,
     dtype: torch.dtype = torch.float64,
     device: Device = "cpu",
 ) -> EigenResult:
     """The ``k`` largest eigenpairs (by value, or by absolute value with ``which="magnitude"``) by Lanczos.
 
-    Runs Lanczos with full reorthogonalization and, after every step, checks the wanted Ritz pairs: the
-    residual of Ritz pair ``i`` is ``|beta_m s_{m,i}|`` without any extra product. Stops once every wanted pair
-    has ``||A y - theta y|| <= tol |theta|``, or after ``max_iter`` steps (capped at ``dim``).
+    Runs Lanczos with full reorthogonalization, from ``start`` or a seeded Gaussian vector, and after every step
+    checks the wanted Ritz pairs. The residual of Ritz pair ``i``, ``r = ||A y - theta y||``, is ``|beta_m
+    s_{m,i}|`` without any extra product; it bounds the distance from ``theta`` to some eigenvalue, and once
+    ``theta`` is separated from the other Ritz values by ``gap`` the distance is about ``r^2 / gap`` (the
+    Kato-Temple bound, with the gap estimated from the Ritz values). Stops once every wanted eigenvalue has
+    ``min(r, r^2 / gap) <= tol |theta|``, or after ``max_iter`` steps (capped at ``dim``). With a ``metric`` the
+    eigenvectors are orthonormal in its inner product (module docstring).
     """
     dim, k, tol, max_iter = _check_eigen_arguments(dim, k, tol, max_iter, which)
     steps = min(max_iter, dim)
     if steps < k:
         raise ValueError(f"max_iter={max_iter} Lanczos steps cannot give k={k} eigenpairs: use max_iter >= k")
 
-    def ritz(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def ritz(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         as_tensor = partial(torch.tensor, dtype=torch.float64)
-        decomposition = LanczosDecomposition(as_tensor(alphas), as_tensor(betas), basis=torch.empty(0))
-        values, vectors = (t.numpy() for t in torch.linalg.eigh(decomposition.tridiagonal()))
+        tridiagonal = LanczosDecomposition(as_tensor(alphas), as_tensor(betas), torch.empty(0), torch.empty(0)).tridiagonal()
+        values, vectors = (t.numpy() for t in torch.linalg.eigh(tridiagonal))
+        residuals = np.abs(betas[-1] * vectors[-1])
+        errors = _error_estimates(values, residuals)
         chosen = _select(values, k, which)
-        return values[chosen], vectors[:, chosen], np.abs(betas[-1] * vectors[-1, chosen])
+        return values[chosen], vectors[:, chosen], residuals[chosen], errors[chosen]
 
     def converged(alphas: list[float], betas: list[float]) -> bool:
         if len(alphas) < k:
             return False
-        values, _, residuals = ritz(alphas, betas)
-        return bool(np.all(residuals <= tol * np.abs(values)))
+        values, _, _, errors = ritz(alphas, betas)
+        return bool(np.all(errors <= tol * np.abs(values)))
 
     generator = _generator(seed)
-    decomposition = _lanczos(matvec, _gaussian((dim,), generator, dtype, device), steps, generator, converged)
+    if start is None:
+        start = _gaussian((dim,), generator, dtype, device)
+    elif start.shape != (dim,):
+        raise ValueError(f"start must be a vector of shape ({dim},)")
+    decomposition = _lanczos(matvec, start, steps, generator, converged, metric)
     alphas, betas = decomposition.alphas.tolist(), decomposition.betas.tolist()
-    values, coefficients, residuals = ritz(alphas, betas)
-    basis = decomposition.basis
-    vectors = torch.as_tensor(coefficients.T, dtype=basis.dtype, device=basis.device) @ basis
-    vectors = vectors / vectors.norm(dim=1, keepdim=True)
+    values, coefficients, residuals, errors = ritz(alphas, betas)
+    rotation = torch.as_tensor(coefficients.T, dtype=decomposition.basis.dtype, device=decomposition.basis.device)
+    vectors, images = rotation @ decomposition.basis, rotation @ decomposition.images
+    vectors = vectors / (vectors * images).sum(dim=1, keepdim=True).sqrt()
     steps_taken = len(alphas)
     return EigenResult(
         eigenvalues=values,
         eigenvectors=[[v] for v in vectors],
         residuals=residuals,
-        converged=residuals <= tol * np.abs(values),
+        errors=errors,
+        converged=errors <= tol * np.abs(values),
         iterations=steps_taken,
         matvecs=steps_taken,
     )
@@ -379,6 +442,7 @@ def power_iteration(
         eigenvalues=values[order],
         eigenvectors=[[ritz_vectors[i]] for i in order],
         residuals=residuals[order],
+        errors=residuals[order],
         converged=residuals[order] <= tol * np.abs(values[order]),
         iterations=iterations,
         matvecs=iterations,
@@ -409,6 +473,38 @@ def hutchinson(
         z = rademacher((dim,), generator, dtype=dtype, device=device)
         quadratic_forms.append(torch.dot(z, matvec(z)))
     values = torch.stack(quadratic_forms).cpu().double().numpy()
+    return TraceResult(float(values.mean()), float(values.std(ddof=1) / math.sqrt(samples)), samples)
+
+
+def block_hutchinson(
+    block_forms: Callable[[list[Tensor]], Tensor],
+    sizes: Sequence[int],
+    samples: int = 100,
+    seed: int = 0,
+    *,
+    group: int = 8,
+    dtype: torch.dtype = torch.float64,
+    device: Device = "cpu",
+) -> TraceResult:
+    """Hutchinson's estimate of ``tr(A)`` from the diagonal blocks of ``A`` alone.
+
+    ``tr(A) = sum_b tr(A_bb)``, so each probe draws a Rademacher vector ``z_b`` for every block (``sizes`` gives
+    their lengths, in order) and adds up ``z_b^T A_bb z_b``. ``block_forms`` computes those sums for ``group``
+    probes at a time: it receives one matrix of probe rows per block, ``probes[b]`` of shape ``(s, sizes[b])``,
+    and returns the ``s`` sums. Plain Hutchinson multiplies the whole ``A``, whose off-diagonal blocks add
+    nothing to the mean and everything they hold to the variance: here the variance is
+    ``2 sum_b (||A_bb||_F^2 - sum_i (A_bb)_ii^2) / samples``. When the blocks are strongly coupled, as the layers
+    of a network are, that is many times smaller, for one product restricted to each block per probe.
+    """
+    samples, group = check_int("samples", samples, 2), check_int("group", group)
+    sizes = [check_int("sizes", size) for size in sizes]
+    generator = _generator(seed)
+    totals = []
+    for start in range(0, samples, group):
+        count = min(group, samples - start)
+        probes = [rademacher((count, size), generator, dtype=dtype, device=device) for size in sizes]
+        totals.append(block_forms(probes).reshape(count))
+    values = torch.cat(totals).cpu().double().numpy()
     return TraceResult(float(values.mean()), float(values.std(ddof=1) / math.sqrt(samples)), samples)
 
 
@@ -458,6 +554,48 @@ def _smoothed_density(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, 
     return np.einsum("rm,rmg->g", weights, kernels) / len(nodes)
 
 
+def gauss_quadrature(decomposition: LanczosDecomposition) -> tuple[np.ndarray, np.ndarray]:
+    """The Gauss quadrature rule of a Lanczos run: the eigenvalues ``theta_i`` of its tridiagonal matrix (nodes)
+    and the squared first components ``w_i`` of their eigenvectors (weights, summing to 1), with
+    ``sum_i w_i f(theta_i) = q_1^T f(A) q_1`` for polynomials ``f`` up to degree ``2 m - 1``."""
+    values, vectors = torch.linalg.eigh(decomposition.tridiagonal())
+    return values.numpy(), vectors[0].numpy() ** 2
+
+
+def density_from_quadrature(
+    nodes: np.ndarray,
+    weights: np.ndarray,
+    dim: int,
+    matvecs: int,
+    grid: np.ndarray | None = None,
+    sigma: float | None = None,
+) -> Density:
+    """The :class:`Density` of the quadrature rules ``(nodes[r], weights[r])`` of several runs: their average
+    smoothed by Gaussian kernels of width ``sigma`` (default 1% of the range of the nodes) on ``grid`` (default
+    1000 points spanning the nodes and 5 ``sigma`` beyond)."""
+    if sigma is not None and not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    low, high = float(nodes.min()), float(nodes.max())
+    if sigma is None:
+        sigma = 0.01 * (high - low) if high > low else 0.01 * max(abs(high), 1.0)
+    if grid is None:
+        grid = np.linspace(low - 5 * sigma, high + 5 * sigma, 1000)
+    grid = np.asarray(grid, dtype=float)
+    if grid.ndim != 1 or grid.size < 2:
+        raise ValueError(f"grid must be a 1-D array of at least 2 points, got shape {grid.shape}")
+    return Density(nodes, weights, grid, _smoothed_density(nodes, weights, grid, sigma), float(sigma), dim, matvecs)
+
+
+def check_slq_arguments(dim: int, steps: int, runs: int, sigma: float | None) -> tuple[int, int, int]:
+    """The checks of :func:`slq`, shared with other quadrature drivers; returns ``dim``, ``steps`` and ``runs``."""
+    dim, steps, runs = check_int("dim", dim), check_int("steps", steps), check_int("runs", runs)
+    if steps > dim:
+        raise ValueError(f"steps must be <= dim={dim} (no more orthonormal vectors exist), got {steps}")
+    if sigma is not None and not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    return dim, steps, runs
+
+
 def slq(
     matvec: MatVec,
     dim: int,
@@ -472,34 +610,18 @@ def slq(
 ) -> Density:
     """The eigenvalue density of a symmetric operator by stochastic Lanczos quadrature.
 
-    Each run starts Lanczos from a normalized Rademacher vector ``v``; the eigenvalues ``theta_i`` of its
-    tridiagonal matrix and the squared first components ``w_i`` of their eigenvectors form a Gauss quadrature
-    rule with ``sum_i w_i f(theta_i) = v^T f(A) v`` for polynomials ``f`` up to degree ``2 steps - 1``. Averaged
-    over runs this estimates the spectral density ``(1/dim) sum_j delta(t - lambda_j)``, smoothed here with
-    Gaussian kernels of width ``sigma`` (default 1% of the range of the nodes) on ``grid`` (default 1000 points
-    spanning the nodes and 5 ``sigma`` beyond).
+    Each run starts Lanczos from a normalized Rademacher vector ``v``; its :func:`gauss_quadrature` rule has
+    ``sum_i w_i f(theta_i) = v^T f(A) v`` for polynomials ``f`` up to degree ``2 steps - 1``. Averaged over runs
+    this estimates the spectral density ``(1/dim) sum_j delta(t - lambda_j)``, smoothed as
+    :func:`density_from_quadrature` says.
     """
-    dim, steps, runs = check_int("dim", dim), check_int("steps", steps), check_int("runs", runs)
-    if steps > dim:
-        raise ValueError(f"steps must be <= dim={dim} (no more orthonormal vectors exist), got {steps}")
-    if sigma is not None and not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    dim, steps, runs = check_slq_arguments(dim, steps, runs, sigma)
     generator = _generator(seed)
-    all_nodes, all_weights, matvecs = [], [], 0
+    rules, matvecs = [], 0
     for _ in range(runs):
         start = rademacher((dim,), generator, dtype=dtype, device=device)
         decomposition = _lanczos(matvec, start, steps, generator)
-        values, vectors = torch.linalg.eigh(decomposition.tridiagonal())
-        all_nodes.append(values.numpy())
-        all_weights.append(vectors[0].numpy() ** 2)
+        rules.append(gauss_quadrature(decomposition))
         matvecs += len(decomposition.alphas)
-    nodes, weights = np.stack(all_nodes), np.stack(all_weights)
-    low, high = float(nodes.min()), float(nodes.max())
-    if sigma is None:
-        sigma = 0.01 * (high - low) if high > low else 0.01 * max(abs(high), 1.0)
-    if grid is None:
-        grid = np.linspace(low - 5 * sigma, high + 5 * sigma, 1000)
-    grid = np.asarray(grid, dtype=float)
-    if grid.ndim != 1 or grid.size < 2:
-        raise ValueError(f"grid must be a 1-D array of at least 2 points, got shape {grid.shape}")
-    return Density(nodes, weights, grid, _smoothed_density(nodes, weights, grid, sigma), float(sigma), dim, matvecs)
+    nodes, weights = (np.stack(parts) for parts in zip(*rules))
+    return density_from_quadrature(nodes, weights, dim, matvecs, grid, sigma)

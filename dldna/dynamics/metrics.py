@@ -271,8 +271,8 @@ def top_hessian_eigenvalue(
     """The eigenvalue of largest magnitude of the Hessian of ``loss_fn(model(x), y)`` in the model's parameters.
 
     Lanczos on Hessian-vector products (:func:`dldna.landscape.hessian.top_eigenvalues`; the Hessian is never
-    formed), from a seeded random start, for at most ``iterations`` products or until the residual
-    ``||H v - λ v||`` falls below ``tolerance * |λ|``. The Hessian is taken in eval mode (batch-norm layers use
+    formed), from a seeded random start, for at most ``iterations`` products or until the eigenvalue's estimated
+    error falls below ``tolerance * |λ|``. The Hessian is taken in eval mode (batch-norm layers use
     their running statistics). Near a minimum, and along a training run, this is the largest positive
     eigenvalue. The model's ``.grad``, buffers and mode are left as they were.
     """

@@ -1,16 +1,20 @@
-"""Network loss landscapes: interpolation between models, directions in weight space, 1-D and 2-D surfaces
-evaluated with ``vmap``, training trajectories, multi-scale summaries, and the Hessian (curvature).
+"""Network loss landscapes: interpolation between models, directions in weight space, 1-D and 2-D surfaces,
+training trajectories, multi-scale summaries, and the Hessian (curvature).
 
 - :mod:`~dldna.landscape.params`: the parameter vector every other module works in.
 - :mod:`~dldna.landscape.directions`: random filter-normalised directions and planes.
+- :mod:`~dldna.landscape.first_layer`: the first layer, affine in its weights, where most arithmetic can be skipped.
 - :mod:`~dldna.landscape.surface` and :mod:`~dldna.landscape.interpolation`: the loss along lines and planes.
-- :mod:`~dldna.landscape.hessian`: Hessian-vector products and what :mod:`dldna.linalg` computes from them.
+- :mod:`~dldna.landscape.products`, :mod:`~dldna.landscape.hessian` and :mod:`~dldna.landscape.split`:
+  Hessian-vector products, what :mod:`dldna.linalg` computes from them, and the Hessian split at the first layer.
+- :mod:`~dldna.landscape.costs`: what each of these costs, measured.
 - :mod:`~dldna.landscape.trajectory`: weights saved during training, projected to two dimensions.
 - :mod:`~dldna.landscape.multiscale`: wavelet energy and sublevel-set persistence of a computed surface.
 
 The toy surfaces of the optimizer chapters are :mod:`dldna.toy`.
 """
 
+from dldna.landscape.costs import Cost, landscape_costs
 from dldna.landscape.directions import (
     filter_normalize,
     gaussian_direction,
@@ -31,6 +35,7 @@ from dldna.landscape.hessian import (
 from dldna.landscape.interpolation import interpolate
 from dldna.landscape.multiscale import Persistence, WaveletEnergy, sublevel_persistence, wavelet_energy
 from dldna.landscape.params import flatten, trainable_names, trainable_parameters, unflatten
+from dldna.landscape.split import SplitHessian
 from dldna.landscape.surface import Surface, evaluate_combinations, loss_line, loss_plane, random_direction_losses
 from dldna.landscape.trajectory import (
     TrajectoryPCA,
@@ -42,8 +47,10 @@ from dldna.landscape.trajectory import (
 )
 
 __all__ = [
+    "Cost",
     "HessianOperator",
     "Persistence",
+    "SplitHessian",
     "Surface",
     "TrajectoryPCA",
     "WaveletEnergy",
@@ -59,6 +66,7 @@ __all__ = [
     "hvp",
     "inner",
     "interpolate",
+    "landscape_costs",
     "loss_line",
     "loss_plane",
     "orthogonalize",

@@ -3,14 +3,20 @@ the top eigenvectors as landscape directions.
 
 A network with ``d`` parameters has a ``d x d`` Hessian; for the book's 435k-parameter MLP that is about 190
 billion numbers, so nothing here forms it. :class:`HessianOperator` gives products ``H v``, each costing about two
-gradient evaluations: differentiate the loss once keeping the graph, then differentiate the inner product
-``<grad L, v>`` a second time (Pearlmutter, 1994). The matrix-free algorithms of :mod:`dldna.linalg` run on it:
+gradient evaluations (:mod:`dldna.landscape.products`). The matrix-free algorithms of :mod:`dldna.linalg` run on
+it:
 
 - :func:`top_eigenvalues`: the largest eigenvalues (the sharpness that limits the stable learning rate), by
   Lanczos or power iteration; :func:`hessian_directions` turns their eigenvectors into landscape directions.
-- :func:`hessian_trace`: the sum of all curvatures, by Hutchinson or Hutch++.
+- :func:`hessian_trace`: the sum of all curvatures, from the diagonal blocks of the parameter tensors (the
+  default), by plain Hutchinson or by Hutch++.
 - :func:`spectral_density`: the whole eigenvalue density by stochastic Lanczos quadrature.
 - :func:`full_hessian`: the explicit matrix for tiny models, the reference the tests compare against.
+
+Where the model's first layer is a ``Linear`` layer on the data, the Lanczos-based routines and the block trace
+do less work on the same Hessian split at that layer, ``H = P^T M P`` (:mod:`dldna.landscape.split`):
+``split=None`` (the default) chooses by the work each needs, ``True`` insists, ``False`` stays in the
+parameters.
 
 The operator's vectors live in the parameters' dtype and device. Analysis functions put the model in
 evaluation mode while they run (dropout off, batch norm on its running statistics, which then stay untouched),
@@ -19,8 +25,9 @@ restore every module's mode afterwards and never write to parameters or their ``
 
 from __future__ import annotations
 
+import math
 from contextlib import ExitStack
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,50 +35,37 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from dldna.landscape.params import Direction, flatten, trainable_names, trainable_parameters
+from dldna.landscape.params import Direction, flatten, trainable_names, trainable_parameters, unflatten
+from dldna.landscape.products import (
+    block_quadratic_forms,
+    differentiate_inner_product,
+    gradient_with_graph,
+    mixed_start,
+    output_direction,
+)
+from dldna.landscape.split import SplitHessian, gram_is_cheaper, split_point
 from dldna.linalg import (
     Density,
     EigenResult,
     TraceResult,
+    block_hutchinson,
     check_choice,
     check_int,
+    check_slq_arguments,
+    density_from_quadrature,
+    gauss_quadrature,
     hutch_plus_plus,
     hutchinson,
+    lanczos,
     lanczos_eigenpairs,
     power_iteration,
+    rademacher,
     slq,
 )
 from dldna.train.run import LossFn, evaluation_mode
 
 EIGEN_METHODS = ("lanczos", "power")
-TRACE_METHODS = ("hutchinson", "hutch++")
-
-
-def _gradient_with_graph(
-    model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, params: list[Tensor]
-) -> tuple[Tensor, ...]:
-    """The gradient of the loss, keeping the graph that produced it so that it can be differentiated again."""
-    loss = loss_fn(model(x), y)
-    return torch.autograd.grad(loss, params, create_graph=True, allow_unused=True, materialize_grads=True)
-
-
-def _differentiate_inner_product(
-    gradient: Sequence[Tensor], params: list[Tensor], vector: Sequence[Tensor], retain_graph: bool
-) -> list[Tensor]:
-    """``H v`` as the gradient of ``<grad L, v>`` with respect to the parameters, ``v`` held constant.
-
-    Passing ``v`` as ``grad_outputs`` makes autograd differentiate exactly that inner product without
-    building it as a graph node first.
-    """
-    pairs = [(g, v) for g, v in zip(gradient, vector) if g.requires_grad]
-    if not pairs:  # the gradient does not depend on the parameters: the loss is linear in them
-        return [torch.zeros_like(p) for p in params]
-    return list(
-        torch.autograd.grad(
-            [g for g, _ in pairs], params, grad_outputs=[v for _, v in pairs], retain_graph=retain_graph,
-            allow_unused=True, materialize_grads=True,
-        )
-    )
+TRACE_METHODS = ("blocks", "hutchinson", "hutch++")
 
 
 class HessianOperator:
@@ -82,12 +76,15 @@ class HessianOperator:
     with ``batch_size`` the data are processed in chunks and their products weighted by chunk size, which
     gives the Hessian of the loss on all of ``x`` at the memory cost of one chunk.
 
-    Used as a context manager, the operator keeps the model in evaluation mode for the whole block and, when
-    all data fit in one chunk, computes the gradient graph once and differentiates it again for each product
-    (it raises if the parameters are changed in place meanwhile). Called outside a block, each product sets and
-    restores the modes itself. Either way the model's modes are restored and its parameters and ``.grad`` are
-    left untouched.
+    Used as a context manager, the operator keeps the model in evaluation mode for the block and, when all data
+    fit in one chunk, computes the gradient graph once and differentiates it again for each product (it raises
+    if the parameters are changed in place meanwhile). Called outside a block, each product sets and restores
+    the modes itself. Either way the model's modes are restored and its parameters and ``.grad`` are left
+    untouched. Like :class:`~dldna.landscape.split.SplitHessian`, it offers :attr:`metric` (None: the plain
+    inner product) and :meth:`lift` (the identity), so the routines below run on either.
     """
+
+    metric = None
 
     def __init__(
         self,
@@ -107,11 +104,12 @@ class HessianOperator:
         self.batch_size = len(x) if batch_size is None else min(check_int("batch_size", batch_size), len(x))
         self.shapes = [p.shape for p in self.params]
         self.numels = [p.numel() for p in self.params]
-        self.dim = sum(self.numels)
+        self.dim = self.param_dim = sum(self.numels)
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
         self.matvecs = 0
         self._mode: ExitStack | None = None
         self._gradient: tuple[Tensor, ...] | None = None
+        self._outputs: object = None
 
     def __enter__(self) -> HessianOperator:
         if self._mode is not None:
@@ -123,11 +121,29 @@ class HessianOperator:
     def __exit__(self, *exc_info: object) -> None:
         if self._mode is not None:
             self._mode.close()
-        self._mode, self._gradient = None, None
+        self._mode, self._gradient, self._outputs = None, None, None
 
     def unflatten(self, vector: Tensor) -> list[Tensor]:
         """Split a flat vector into tensors shaped like the parameters (views, no copy)."""
         return [piece.view(shape) for piece, shape in zip(vector.split(self.numels), self.shapes)]
+
+    def lift(self, vector: Tensor) -> Tensor:
+        """The parameter vector of an operator vector: the vector itself."""
+        return vector
+
+    def _gradients(self) -> Iterator[tuple[tuple[Tensor, ...], float]]:
+        """Gradients with graph and their weights: once for the whole batch (kept for the block, with the model's
+        outputs), or one per chunk of ``batch_size`` samples, weighted by its share (each computed when the
+        caller gets to it)."""
+        if self.batch_size >= len(self.x):
+            if self._gradient is None:
+                self._outputs = self.model(self.x)
+                self._gradient = gradient_with_graph(self.loss_fn(self._outputs, self.y), self.params)
+            yield self._gradient, 1.0
+            return
+        for start in range(0, len(self.x), self.batch_size):
+            x, y = self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+            yield gradient_with_graph(self.loss_fn(self.model(x), y), self.params), len(x) / len(self.x)
 
     def matvec(self, vector: Tensor) -> Tensor:
         """``H v`` for a flat vector ``v`` of length :attr:`dim`."""
@@ -138,22 +154,84 @@ class HessianOperator:
                 return self.matvec(vector)
         pieces = self.unflatten(vector.to(device=self.device, dtype=self.dtype).contiguous())
         with torch.enable_grad():
-            if self.batch_size >= len(self.x):
-                if self._gradient is None:
-                    self._gradient = _gradient_with_graph(self.model, self.loss_fn, self.x, self.y, self.params)
-                product = _differentiate_inner_product(self._gradient, self.params, pieces, retain_graph=True)
-            else:
-                product = [torch.zeros_like(p) for p in self.params]
-                for start in range(0, len(self.x), self.batch_size):
-                    x, y = self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-                    gradient = _gradient_with_graph(self.model, self.loss_fn, x, y, self.params)
-                    part = _differentiate_inner_product(gradient, self.params, pieces, retain_graph=False)
+            product = [torch.zeros_like(p) for p in self.params]
+            for gradient, share in self._gradients():
+                part = differentiate_inner_product(gradient, self.params, pieces, retain_graph=share == 1.0)
+                if share == 1.0:
+                    product = part
+                else:
                     for total, piece in zip(product, part):
-                        total.add_(piece, alpha=len(x) / len(self.x))
+                        total.add_(piece, alpha=share)
         self.matvecs += 1
         return flatten(product)
 
     __call__ = matvec
+
+    def start_vector(self, seed: int) -> Tensor:
+        """A Lanczos start from ``seed``: the directions the model's outputs move in (``J^T u``, see
+        :func:`~dldna.landscape.products.output_direction`), summed over the chunks of data, plus an equally
+        long Gaussian vector; a Gaussian vector alone when the model's output is not one tensor."""
+        if self._mode is None:
+            with self:
+                return self.start_vector(seed)
+        generator = torch.Generator().manual_seed(int(seed))
+        total = [torch.zeros_like(p) for p in self.params]
+        with torch.enable_grad():
+            if self.batch_size >= len(self.x):
+                next(self._gradients())  # the kept graph, whose outputs serve here too
+                chunks = [self._outputs]
+            else:
+                chunks = (self.model(self.x[start : start + self.batch_size]) for start in range(0, len(self.x), self.batch_size))
+            for outputs in chunks:
+                if not isinstance(outputs, Tensor):
+                    total = [torch.zeros_like(p) for p in self.params]
+                    break
+                for accumulated, part in zip(total, output_direction(outputs, self.params, generator)):
+                    accumulated.add_(part)
+        return mixed_start(flatten(total).detach(), generator, torch.linalg.vector_norm, math.sqrt(self.dim))
+
+    def block_forms(self, probes: list[Tensor]) -> Tensor:
+        """``sum_b z_b^T H_bb z_b`` for each probe, over the diagonal blocks of the parameter tensors (``probes[b]``
+        holds the probes of ``params[b]`` as rows), for :func:`dldna.linalg.block_hutchinson`."""
+        if self._mode is None:
+            with self:
+                return self.block_forms(probes)
+        totals = probes[0].new_zeros(len(probes[0]))
+        with torch.enable_grad():
+            for gradient, share in self._gradients():
+                for piece, param, z in zip(gradient, self.params, probes):
+                    totals = totals + share * block_quadratic_forms(piece, param, z)
+        self.matvecs += len(probes[0]) * len(probes)
+        return totals
+
+
+def _operator(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: Tensor,
+    y: Tensor,
+    params: Sequence[Tensor] | None,
+    batch_size: int | None,
+    split: bool | None,
+    gram: bool,
+) -> HessianOperator | SplitHessian:
+    """The operator a routine runs on: the Hessian split at the first layer when ``split`` is True, or when it is
+    None and the split does less work (``gram``: for Lanczos, which pays off only while the Gram matrix is the
+    cheaper product), else the :class:`HessianOperator` in the parameters."""
+    if split not in (None, True, False):
+        raise ValueError(f"split must be None, True or False, got {split!r}")
+    operator = HessianOperator(model, loss_fn, x, y, params, batch_size)
+    if split is False:
+        return operator
+    point = split_point(model, x, operator.params) if operator.batch_size >= len(x) else "batch_size splits the data"
+    if isinstance(point, str):
+        if split:
+            raise ValueError(f"split=True cannot split this Hessian at the first layer: {point}")
+        return operator
+    layer, inputs = point
+    if split is None and gram and not gram_is_cheaper(inputs, any(p is layer.module.bias for p in operator.params)):
+        return operator
+    return SplitHessian(model, loss_fn, x, y, operator.params, layer, inputs)
 
 
 def hvp(
@@ -215,23 +293,30 @@ def top_eigenvalues(
     which: str = "algebraic",
     params: Sequence[Tensor] | None = None,
     batch_size: int | None = None,
+    split: bool | None = None,
 ) -> EigenResult:
     """The ``k`` largest eigenvalues of the Hessian of the mean loss, with eigenvectors shaped like the parameters.
 
-    ``method="lanczos"`` (default) runs :func:`lanczos_eigenpairs` with up to ``max_iter`` steps;
-    ``method="power"`` runs :func:`power_iteration` with up to ``max_iter`` iterations per eigenpair. Both stop
-    when ``||H v - lambda v|| <= tol |lambda|`` for every wanted pair. "Largest" is by value (negative
-    eigenvalues rank last); ``which="magnitude"`` ranks by absolute value. ``batch_size`` evaluates the loss in
-    chunks (see :class:`HessianOperator`).
+    ``method="lanczos"`` (default) runs :func:`~dldna.linalg.lanczos_eigenpairs` with up to ``max_iter`` steps,
+    until every wanted eigenvalue's estimated error is at most ``tol |lambda|``; ``method="power"`` runs
+    :func:`~dldna.linalg.power_iteration` with up to ``max_iter`` iterations per eigenpair, until
+    ``||H v - lambda v|| <= tol |lambda|``. "Largest" is by value (negative eigenvalues rank last);
+    ``which="magnitude"`` ranks by absolute value. ``batch_size`` evaluates the loss in chunks (see
+    :class:`HessianOperator`); ``split`` chooses the operator Lanczos runs on (module docstring; power
+    iteration always runs on the parameters).
     """
     check_choice("method", method, EIGEN_METHODS)
-    finder = lanczos_eigenpairs if method == "lanczos" else power_iteration
-    with HessianOperator(model, loss_fn, x, y, params, batch_size) as operator:
-        result = finder(
-            operator.matvec, operator.dim, k, tol=tol, max_iter=max_iter, seed=seed, which=which,
-            dtype=operator.dtype, device=operator.device,
-        )
-    result.eigenvectors = [operator.unflatten(vector) for (vector,) in result.eigenvectors]
+    if method == "power" and split:
+        raise ValueError("split=True needs method='lanczos': power iteration runs on the parameters")
+    operator = _operator(model, loss_fn, x, y, params, batch_size, False if method == "power" else split, gram=True)
+    with operator:
+        arguments = dict(tol=tol, max_iter=max_iter, seed=seed, which=which, dtype=operator.dtype, device=operator.device)
+        if method == "power":
+            result = power_iteration(operator.matvec, operator.dim, k, **arguments)
+        else:
+            start = operator.start_vector(seed)
+            result = lanczos_eigenpairs(operator.matvec, operator.dim, k, start=start, metric=operator.metric, **arguments)
+        result.eigenvectors = [unflatten(operator.lift(vector), operator.params) for (vector,) in result.eigenvectors]
     return result
 
 
@@ -241,20 +326,33 @@ def hessian_trace(
     y: Tensor,
     loss_fn: LossFn = F.cross_entropy,
     samples: int = 100,
-    method: str = "hutchinson",
+    method: str = "blocks",
     seed: int = 0,
     *,
     params: Sequence[Tensor] | None = None,
     batch_size: int | None = None,
+    split: bool | None = None,
 ) -> TraceResult:
-    """The trace of the Hessian of the mean loss by :func:`hutchinson` or :func:`hutch_plus_plus` (``"hutch++"``).
+    """The trace of the Hessian of the mean loss, with the estimate's standard error.
 
-    ``samples`` is the number of Hessian-vector products; the result carries the estimate's standard error.
+    ``method="blocks"`` (default) runs :func:`~dldna.linalg.block_hutchinson` over the parameter tensors:
+    ``samples`` probes, each a restricted product with every tensor's diagonal block. The blocks between
+    tensors, which plain Hutchinson multiplies too, add nothing to the trace but most of its variance: for the
+    book's MLP at initialisation one probe of the blocks is as precise as hundreds of plain ones.
+    ``"hutchinson"`` and ``"hutch++"`` run :func:`~dldna.linalg.hutchinson` and
+    :func:`~dldna.linalg.hutch_plus_plus` with ``samples`` products of the whole Hessian. ``split`` applies to
+    ``"blocks"`` (module docstring).
     """
     check_choice("method", method, TRACE_METHODS)
-    estimator = hutchinson if method == "hutchinson" else hutch_plus_plus
-    with HessianOperator(model, loss_fn, x, y, params, batch_size) as operator:
-        return estimator(operator.matvec, operator.dim, samples, seed, dtype=operator.dtype, device=operator.device)
+    if method != "blocks" and split:
+        raise ValueError("split=True needs method='blocks'")
+    operator = _operator(model, loss_fn, x, y, params, batch_size, split if method == "blocks" else False, gram=False)
+    with operator:
+        arguments = dict(dtype=operator.dtype, device=operator.device)
+        if method == "blocks":
+            return block_hutchinson(operator.block_forms, [p.numel() for p in operator.params], samples, seed, **arguments)
+        estimator = hutchinson if method == "hutchinson" else hutch_plus_plus
+        return estimator(operator.matvec, operator.dim, samples, seed, **arguments)
 
 
 def spectral_density(
@@ -270,16 +368,37 @@ def spectral_density(
     *,
     params: Sequence[Tensor] | None = None,
     batch_size: int | None = None,
+    split: bool | None = None,
 ) -> Density:
     """The eigenvalue density of the Hessian of the mean loss by stochastic Lanczos quadrature (:func:`slq`).
 
-    Costs ``runs * lanczos_steps`` Hessian-vector products and a ``lanczos_steps x dim`` basis per run.
+    Costs ``runs * lanczos_steps`` Hessian-vector products and a ``lanczos_steps x dim`` basis per run. Split at
+    the first layer (``split``, module docstring), each run's Rademacher start vector is projected on the range
+    of ``P^T``: Lanczos in the reduced space gives the quadrature of that part, and what the projection removed
+    lies in the Hessian's null space, a node at 0 with its share of the start vector as weight.
     """
-    with HessianOperator(model, loss_fn, x, y, params, batch_size) as operator:
-        return slq(
-            operator.matvec, operator.dim, lanczos_steps, runs, seed, grid=grid, sigma=sigma,
-            dtype=operator.dtype, device=operator.device,
-        )
+    operator = _operator(model, loss_fn, x, y, params, batch_size, split, gram=True)
+    with operator:
+        if isinstance(operator, HessianOperator):
+            return slq(
+                operator.matvec, operator.dim, lanczos_steps, runs, seed, grid=grid, sigma=sigma,
+                dtype=operator.dtype, device=operator.device,
+            )
+        dim, steps, runs = check_slq_arguments(operator.param_dim, lanczos_steps, runs, sigma)
+        generator = torch.Generator().manual_seed(int(seed))
+        all_nodes, all_weights = [], []
+        for _ in range(runs):
+            start = rademacher((dim,), generator, dtype=operator.dtype, device=operator.device)
+            reduced = operator.project(start)
+            kept = float(torch.dot(reduced, operator.metric(reduced)) / torch.dot(start, start))
+            decomposition = lanczos(
+                operator.matvec, operator.dim, min(steps, operator.dim), seed=int(torch.randint(2**31, (), generator=generator)),
+                start=reduced, metric=operator.metric, dtype=operator.dtype, device=operator.device,
+            )
+            nodes, weights = gauss_quadrature(decomposition)
+            all_nodes.append(np.append(nodes, 0.0))
+            all_weights.append(np.append(weights * kept, 1.0 - kept))
+        return density_from_quadrature(np.stack(all_nodes), np.stack(all_weights), dim, operator.matvecs, grid, sigma)
 
 
 def hessian_directions(

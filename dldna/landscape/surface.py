@@ -1,12 +1,21 @@
-"""Loss along a line and over a plane in weight space, evaluated many grid points per forward pass.
+"""Loss along a line and over a plane in weight space, evaluated at many grid points.
 
-Every point of a grid is a weight vector ``offset + sum_i c_i * v_i``. Instead of loading each point into the
-model (one ``load_state_dict`` and one forward pass per point), the points of a chunk are stacked and
-``torch.func.vmap`` runs ``functional_call`` on all of them at once; chunks bound the memory. A plain loop over
-points (``method="loop"``) computes the same numbers and serves as the reference in tests and benchmarks.
-Batching pays where each forward pass is dominated by launching kernels (a GPU); on a CPU both are bound by
-the same matrix products and ``bench/landscape.py`` measured the loop 10-25 % faster, so ``method="auto"``
-(the default) batches on CUDA only.
+Every point of a grid is a weight vector ``offset + sum_i c_i * v_i``. Three ways compute the same numbers:
+
+- ``method="affine"``: the first ``Linear``/convolution layer's output is affine in its weights, so on a plane
+  ``X (W0 + a D1 + b D2)^T = X W0^T + a X D1^T + b X D2^T``. The three products of the data are computed once per
+  batch; each grid point then combines them and runs only the rest of the network
+  (:mod:`dldna.landscape.first_layer`). For the book's MLP the first layer holds 92% of the arithmetic, which is
+  the work skipped. ``chunk_size`` points share a forward pass of the rest through ``torch.func.vmap``.
+- ``method="vmap"``: ``chunk_size`` weight vectors are stacked and ``torch.func.vmap`` runs ``functional_call``
+  on all of them in one forward pass: the same arithmetic as the loop, in fewer, larger kernels. That pays on a
+  GPU, where a small network's forward pass costs more in kernel launches than in arithmetic; a CPU already runs
+  the loop's matrix products near its peak.
+- ``method="loop"``: one point at a time, the reference in tests and benchmarks.
+
+``method="auto"`` (the default) takes ``"affine"`` whenever the model has such a first layer (one point per
+pass on a CPU, ``chunk_size`` on CUDA), else ``"vmap"`` on CUDA and ``"loop"`` elsewhere; ``bench/landscape.py``
+measures the three.
 
 The model is evaluated in eval mode, so BatchNorm layers use their running statistics (the statistics of the
 trained model at every grid point: they are not recomputed for the moved weights) and dropout is off. The
@@ -16,6 +25,7 @@ from a few such lines.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -26,10 +36,12 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from dldna.landscape.directions import random_direction
+from dldna.landscape.first_layer import FirstLayer, SubstitutedOutput, find_first_layer, layer_input
 from dldna.landscape.params import trainable_names, trainable_parameters
 from dldna.train.run import LossFn, evaluation_mode
 
-Method = Literal["auto", "vmap", "loop"]
+Method = Literal["auto", "affine", "vmap", "loop"]
+METHODS = ("auto", "affine", "vmap", "loop")
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,39 @@ def _check_data(x: Tensor, y: Tensor, samples: int | None) -> tuple[Tensor, Tens
     return x, y
 
 
+def _first_layer_terms(
+    layer: FirstLayer, model: nn.Module, x: Tensor, stacked: dict[str, Tensor], frozen: dict[str, Tensor]
+) -> tuple[Tensor | None, Tensor | None]:
+    """The first layer's output on ``x`` at coefficient rows ``c`` is ``constant + tensordot(c, parts, 1)``.
+
+    ``parts[j]`` is the output (bias included) of the ``j``-th stacked weight, ``constant`` that of the entries
+    that do not vary; either is None when it has no terms. One matrix product (or convolution) of the data
+    computes every part.
+    """
+    inputs = layer_input(model, layer, x)
+    parts = constant = None
+    if layer.weight in stacked:
+        parts = layer.apply(inputs, stacked[layer.weight])
+    else:
+        constant = layer.apply(inputs, frozen[layer.weight][None])
+    if layer.bias is not None and layer.bias in stacked:
+        base = parts if parts is not None else torch.zeros(len(stacked[layer.bias]), *constant.shape[1:]).to(constant)
+        parts = layer.add_bias(base, stacked[layer.bias])
+    elif layer.bias is not None:
+        base = constant if constant is not None else torch.zeros_like(parts[:1])
+        constant = layer.add_bias(base, frozen[layer.bias][None])
+    # Contiguous once here, so that combining them at every grid point is one small matrix product, no copy.
+    return None if parts is None else parts.contiguous(), None if constant is None else constant[0]
+
+
+def _combine(rows: Tensor, parts: Tensor | None, constant: Tensor | None) -> Tensor:
+    """The first layer's outputs at the coefficient ``rows``, one per row (see :func:`_first_layer_terms`)."""
+    if parts is None:
+        return constant.expand(len(rows), *constant.shape)
+    combined = (rows @ parts.view(len(parts), -1)).view(len(rows), *parts.shape[1:])
+    return combined if constant is None else combined + constant
+
+
 @torch.no_grad()
 def evaluate_combinations(
     model: nn.Module,
@@ -81,12 +126,13 @@ def evaluate_combinations(
     """Mean loss and accuracy on ``(x, y)`` at every weight vector ``offset + coefficients[j] @ vectors``.
 
     ``names`` are the model entries (parameters or buffers) the vectors replace; everything else keeps the
-    model's values. ``coefficients`` has shape ``(points, len(vectors))``. ``method="vmap"`` evaluates
-    ``chunk_size`` points per forward pass; ``"loop"`` one point at a time; ``"auto"`` batches on CUDA and loops
-    elsewhere. All use eval mode.
+    model's values. ``coefficients`` has shape ``(points, len(vectors))``. ``method`` is one of ``"affine"``,
+    ``"vmap"`` (``chunk_size`` points per forward pass), ``"loop"`` (one point at a time) or ``"auto"`` (see the
+    module docstring); ``"affine"`` raises ``ValueError`` for a model without a suitable first layer. All use
+    eval mode.
     """
-    if method not in ("auto", "vmap", "loop"):
-        raise ValueError(f"method must be 'auto', 'vmap' or 'loop', got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     if batch_size < 1 or chunk_size < 1:
         raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size} and {chunk_size}")
     if coefficients.dim() != 2 or coefficients.shape[1] != len(vectors):
@@ -94,46 +140,59 @@ def evaluate_combinations(
     if any(len(v) != len(names) for v in vectors):
         raise ValueError(f"every vector must have {len(names)} tensors, one per name")
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    if unknown := [name for name in names if name not in state]:
+        raise ValueError(f"names must name parameters or buffers of the model, got {unknown}")
     frozen = {name: value for name, value in state.items() if name not in set(names)}
-    stacked = [torch.stack([v[k] for v in vectors]) for k in range(len(names))]
-    coefficients = coefficients.to(device=stacked[0].device, dtype=stacked[0].dtype)
+    # The offset is one more part whose coefficient is always 1.
+    parts = ([list(offset)] if offset is not None else []) + [list(v) for v in vectors]
+    stacked = {name: torch.stack([part[k] for part in parts]) for k, name in enumerate(names)}
+    rows = coefficients.to(device=stacked[names[0]].device, dtype=stacked[names[0]].dtype)
+    if offset is not None:
+        rows = torch.cat([torch.ones_like(rows[:, :1]), rows], dim=1)
     classify = not torch.is_floating_point(y)
-    if method == "auto":
-        method = "vmap" if x.device.type == "cuda" else "loop"
+    cuda = x.device.type == "cuda"
 
-    def weights_at(c: Tensor) -> dict[str, Tensor]:
-        """Weight tensors for the coefficient rows ``c`` (shape ``(points, vectors)``), stacked along dim 0."""
-        combined = {}
-        for k, name in enumerate(names):
-            moved = torch.tensordot(c, stacked[k], dims=1)
-            combined[name] = moved if offset is None else offset[k].unsqueeze(0) + moved
-        return combined
-
-    def loss_and_correct(weights: dict[str, Tensor], xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
-        out = functional_call(model, (weights, frozen), (xb,))
-        correct = (out.argmax(dim=-1) == yb).sum() if classify else torch.zeros((), device=out.device)
-        return loss_fn(out, yb) * len(yb), correct
-
-    batched = vmap(loss_and_correct, in_dims=(0, None, None))
     with evaluation_mode(model):
-        losses, corrects = [], []
-        step = chunk_size if method == "vmap" else 1
-        for start in range(0, len(coefficients), step):
-            weights = weights_at(coefficients[start : start + step])
-            loss_sum = torch.zeros(len(coefficients[start : start + step]), dtype=torch.float64, device=x.device)
-            correct = torch.zeros_like(loss_sum)
+        layer = find_first_layer(model, x, names) if method in ("auto", "affine") else None
+        if method == "affine" and layer is None:
+            raise ValueError(
+                "method='affine' needs a first Linear or convolution layer whose input the varied entries do not "
+                "change, called once; this model has none: use method='auto'"
+            )
+        per_pass = 1 if method == "loop" or (method == "auto" and not cuda) else chunk_size
+        if method == "auto":
+            method = "affine" if layer is not None else "vmap" if cuda else "loop"
+        varied = [name for name in names if layer is None or method != "affine" or name not in layer.names]
+        substitution = SubstitutedOutput(layer) if method == "affine" else None
+
+        def loss_and_correct(weights: dict[str, Tensor], z: Tensor | None, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+            if substitution is not None:
+                substitution.value = z
+            out = functional_call(model, (weights, frozen), (xb,))
+            correct = (out.argmax(dim=-1) == yb).sum() if classify else torch.zeros((), device=out.device)
+            return loss_fn(out, yb) * len(yb), correct
+
+        batched = vmap(loss_and_correct, in_dims=(0, 0 if substitution is not None else None, None, None))
+        loss_sum = torch.zeros(len(rows), dtype=torch.float64, device=x.device)
+        correct = torch.zeros_like(loss_sum)
+        with substitution if substitution is not None else nullcontext():
             for b in range(0, len(y), batch_size):
                 xb, yb = x[b : b + batch_size], y[b : b + batch_size]
-                if method == "vmap":
-                    batch_loss, batch_correct = batched(weights, xb, yb)
-                else:
-                    batch_loss, batch_correct = loss_and_correct({n: w[0] for n, w in weights.items()}, xb, yb)
-                loss_sum += batch_loss.double()
-                correct += batch_correct.double()
-            losses.append(loss_sum / len(y))
-            corrects.append(correct / len(y))
-    accuracy = torch.cat(corrects).cpu().numpy()
-    return torch.cat(losses).cpu().numpy(), accuracy if classify else np.full_like(accuracy, np.nan)
+                terms = _first_layer_terms(layer, model, xb, stacked, frozen) if substitution is not None else None
+                for start in range(0, len(rows), per_pass):
+                    chunk = rows[start : start + per_pass]
+                    weights = {name: torch.tensordot(chunk, stacked[name], dims=1) for name in varied}
+                    z = None if terms is None else _combine(chunk, *terms)
+                    if per_pass == 1:
+                        batch_loss, batch_correct = loss_and_correct(
+                            {n: w[0] for n, w in weights.items()}, None if z is None else z[0], xb, yb
+                        )
+                    else:
+                        batch_loss, batch_correct = batched(weights, z, xb, yb)
+                    loss_sum[start : start + len(chunk)] += batch_loss.double()
+                    correct[start : start + len(chunk)] += batch_correct.double()
+    accuracy = (correct / len(y)).cpu().numpy()
+    return (loss_sum / len(y)).cpu().numpy(), accuracy if classify else np.full_like(accuracy, np.nan)
 
 
 def _as_axis(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
