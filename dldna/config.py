@@ -26,9 +26,18 @@ def device(preferred: str | torch.device | None = None) -> torch.device:
     """The device to train on: ``preferred`` if given, else ``$DLDNA_DEVICE``, else cuda, then mps, then cpu."""
     choice = preferred if preferred is not None else os.environ.get(_DEVICE_ENV)
     if choice is not None:
-        chosen = torch.device(choice)
+        fix = f"pass device='cpu', or leave device (and ${_DEVICE_ENV}) unset to use the best device there is"
+        try:
+            chosen = torch.device(choice)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"device={str(choice)!r} is not a device torch knows: {fix}") from error
         if chosen.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={str(choice)!r} was asked for, but torch sees no CUDA device")
+            raise ValueError(f"device={str(choice)!r} was asked for, but torch sees no CUDA device: {fix}")
+        if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise ValueError(f"device={str(choice)!r} was asked for, but torch sees {torch.cuda.device_count()} CUDA device(s): {fix}")
+        mps = getattr(torch.backends, "mps", None)
+        if chosen.type == "mps" and not (mps is not None and mps.is_available()):
+            raise ValueError(f"device={str(choice)!r} was asked for, but torch sees no Apple MPS device: {fix}")
         return chosen
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -26,6 +26,7 @@ def write_archive(folder: Path, variant: str, per_batch: int) -> tuple[Path, np.
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
     monkeypatch.setenv("DLDNA_DATA", str(tmp_path / "data"))
     cifar._raw_arrays.cache_clear()
     yield tmp_path / "data"

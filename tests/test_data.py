@@ -12,7 +12,7 @@ import torch
 
 from dldna.data import DataError, load_fashion_mnist
 from dldna.data import fashion_mnist as fm
-from dldna.data.dataset import stratified_indices
+from dldna.data.dataset import split_indices, stratified_indices
 from dldna.data.files import RemoteFile, download, locate, search_dirs, sha256_file
 from dldna.data.idx import IDXFormatError, parse_idx, read_idx, write_idx
 
@@ -84,6 +84,7 @@ def test_content_hash_ignores_compression(tmp_path: Path) -> None:
 
 def test_search_order_env_then_cache_then_system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     system = tmp_path / "system"
+    (tmp_path / "env").mkdir()
     monkeypatch.setenv("DLDNA_DATA", str(tmp_path / "env"))
     dirs = search_dirs("toy", [system])
     assert dirs == [tmp_path / "env" / "toy", tmp_path / "env", tmp_path / "cache" / "dldna" / "toy", system]
@@ -105,6 +106,65 @@ def test_corrupt_file_names_the_file_and_the_fix(tmp_path: Path) -> None:
     _make_gz(truncated, b"other payload")
     with pytest.raises(DataError, match=r"does not have the expected content.*delete it"):
         locate("toy", remote, [tmp_path / "sys"], "Please delete it.", allow_download=False)
+
+
+def test_a_corrupt_file_in_dldna_data_says_to_fix_or_remove_it_and_where_a_valid_copy_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the corrupt copy blocked a valid system copy and the message said to install the system package."""
+    system = tmp_path / "system"
+    good = _make_gz(system / "x.gz", b"payload" * 50)
+    remote = _remote_for(good)
+    env = tmp_path / "env"
+    env.mkdir()
+    (env / "x.gz").write_bytes(good.read_bytes()[:-10])
+    monkeypatch.setenv("DLDNA_DATA", str(env))
+    with pytest.raises(DataError) as error:
+        locate("toy", remote, [system], "Install the system package.", allow_download=False)
+    message = str(error.value)
+    assert message.startswith(f"{env / 'x.gz'} is corrupt or truncated (")
+    assert message.endswith(f": fix or remove that file (a valid copy was found at {good}, which is used once that file is gone)")
+    assert "system package" not in message
+    (env / "x.gz").unlink()
+    assert locate("toy", remote, [system], "fix", allow_download=False) == good
+
+
+def test_a_corrupt_file_with_no_valid_copy_says_to_fix_or_remove_it_and_how_to_get_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = _make_gz(tmp_path / "ref" / "x.gz", b"payload" * 50)
+    env = tmp_path / "env"
+    _make_gz(env / "x.gz", b"other payload")
+    monkeypatch.setenv("DLDNA_DATA", str(env))
+    with pytest.raises(DataError, match=r"env/x\.gz does not have the expected content .*: fix or remove that file; no valid copy was found elsewhere\. Get it here\."):
+        locate("toy", _remote_for(good), [], "Get it here.", allow_download=False)
+
+
+def test_a_dldna_data_folder_that_does_not_exist_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLDNA_DATA", str(tmp_path / "typo"))
+    with pytest.raises(DataError) as error:
+        search_dirs("fashion-mnist")
+    assert str(error.value) == (
+        f"$DLDNA_DATA names {tmp_path / 'typo'}, which is not an existing folder: create it and put the fashion-mnist files "
+        f"there, or unset DLDNA_DATA to use the cache ({tmp_path / 'cache' / 'dldna' / 'fashion-mnist'}) and the system folders"
+    )
+
+
+@pytest.mark.parametrize(("sizes", "error", "message"), [
+    (dict(val_size=60), ValueError, "val_size=60 would leave no training images (there are 60): pass a val_size below 60, such as val_size=6"),
+    (dict(train_size=2.5), TypeError, "train_size must be a whole number >= 1, got 2.5: pass an int such as train_size=2"),
+    (dict(val_size=20, train_size=50), ValueError,
+     "train_size=50 is more than the 40 training images left after holding out val_size=20: pass train_size=40 or less (or None for all)"),
+    (dict(test_size=30), ValueError, "test_size=30 is more than the 20 test images: pass test_size=20 or less (or None for all)"),
+    (dict(test_size=0), ValueError, "test_size must be a whole number >= 1, got 0: pass test_size=1 or more"),
+    (dict(val_size=-1), ValueError, "val_size must be a whole number >= 0, got -1: pass val_size=0 or more"),
+    (dict(val_size="5"), TypeError, "val_size must be a whole number >= 0, got '5': pass an int"),
+])
+def test_sizes_that_would_empty_a_split_or_are_not_whole_numbers_are_refused(sizes: dict, error: type, message: str) -> None:
+    """``val_size=60000`` used to empty the training set silently, and ``train_size=2.5`` gave a raw TypeError."""
+    train_labels, test_labels = np.repeat(np.arange(10), 6), np.repeat(np.arange(10), 2)
+    arguments = {"train_size": None, "test_size": None, "val_size": 0, "seed": 0, **sizes}
+    with pytest.raises(error) as raised:
+        split_indices(train_labels, test_labels, **arguments)
+    assert str(raised.value) == message
 
 
 def test_download_verifies_and_moves_into_place(tmp_path: Path) -> None:

@@ -669,6 +669,29 @@ def test_invalid_hyperparameter_raises_naming_it(factory, settings: dict[str, An
         factory(one_param(), **settings)
 
 
+@pytest.mark.parametrize("name", sorted(dopt.OPTIMIZERS))
+@pytest.mark.parametrize("lr", [math.nan, math.inf, -math.inf])
+def test_every_optimizer_refuses_a_learning_rate_that_is_not_finite(name: str, lr: float) -> None:
+    """torch.optim accepts ``lr=inf`` (and its optimizers without a check accept ``nan``); a run with either only
+    produces NaN, so the constructor refuses both, in one sentence."""
+    with pytest.raises(ValueError) as error:
+        dopt.OPTIMIZERS[name](one_param(), lr=lr)
+    assert str(error.value) == f"Invalid learning rate: lr={lr!r} (must be a finite number >= 0, such as lr=1e-3)"
+
+
+@pytest.mark.parametrize(("factory", "settings", "message"), [
+    (dopt.SGD, dict(lr=0.1, momentum=math.inf), "Invalid momentum: momentum=inf (must be a finite number >= 0)"),
+    (dopt.AdamW, dict(weight_decay=math.nan), "Invalid weight_decay: weight_decay=nan (must be a finite number >= 0)"),
+    (dopt.Adam, dict(betas=(math.nan, 0.999)), "Invalid beta parameter at index 0: betas[0]=nan (must be in [0, 1))"),
+    (dopt.Sophia, dict(rho=math.inf), "Invalid rho: rho=inf (must be a finite number > 0)"),
+    (dopt.SGD, dict(lr=True), "Invalid learning rate: lr=True (must be a finite number >= 0, such as lr=1e-3)"),
+])
+def test_other_hyperparameters_must_be_finite_too(factory, settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        factory(one_param(), **settings)
+    assert str(error.value) == message
+
+
 @pytest.mark.parametrize(("settings", "argument"), [(dict(k=0), "k"), (dict(k=2.5), "k"), (dict(alpha=0.0), "alpha"),
                                                    (dict(alpha=1.5), "alpha")])
 def test_invalid_lookahead_settings(settings: dict[str, Any], argument: str) -> None:

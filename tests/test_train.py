@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from torch import nn
 import dldna
 from dldna.data import Dataset
 from dldna.train import Callback, History, StopFlag, TrainState, epoch_order, evaluate, fit
-from dldna.train.run import evaluation_mode, training_mode
+from dldna.train.run import check_model_fits_data, evaluation_mode, loss_name, training_mode
 
 
 def blobs(n_train: int = 512, n_test: int = 256, seed: int = 0) -> Dataset:
@@ -201,12 +203,87 @@ def test_evaluation_and_training_mode_give_every_submodule_its_own_mode_back() -
 @pytest.mark.parametrize(
     "kwargs, name",
     [({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"scheduler_interval": "batch"}, "scheduler_interval"),
-     ({"max_grad_norm": -1.0}, "max_grad_norm"), ({"eval_split": "dev"}, "split")],
+     ({"max_grad_norm": -1.0}, "max_grad_norm"), ({"eval_split": "dev"}, "split"), ({"max_steps": 0}, "max_steps")],
 )
 def test_bad_arguments_raise_value_error_naming_them(kwargs: dict, name: str) -> None:
     model = small_model()
     with pytest.raises(ValueError, match=name):
         fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs(), **kwargs)
+
+
+def without_training_samples() -> Dataset:
+    data = blobs()
+    return Dataset("empty", data.x_train[:0], data.y_train[:0], data.x_test, data.y_test, data.classes, (0.0,), (1.0,))
+
+
+BAD_INPUTS = [
+    (dict(model=lambda: nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 3))), ValueError,
+     "model gives 3 scores per sample but the labels go up to 3: make its last layer output 4 values, one per class (data.num_classes)"),
+    (dict(model=lambda: nn.Sequential(nn.Linear(5, 4))), ValueError,
+     "model cannot take this data's inputs, of shape (2,) per sample (torch: mat1 and mat2 shapes cannot be multiplied "
+     "(2x2 and 5x4)): make its first layer take that shape (2 features once flattened)"),
+    (dict(model=lambda: nn.Sequential(nn.Linear(2, 1), nn.Flatten(0))), ValueError,
+     "model gives one number per sample but the labels go up to 3: make its last layer output 4 values"),
+    (dict(data=without_training_samples), ValueError, "data has no train samples: load it with a larger train_size"),
+    (dict(epochs=2.5), TypeError, "epochs must be a whole number >= 1, got 2.5: pass an int such as epochs=2"),
+    (dict(batch_size=32.0), TypeError, "batch_size must be a whole number >= 1, got 32.0: pass an int such as batch_size=32"),
+    (dict(epochs=True), TypeError, "epochs must be a whole number >= 1, got True: pass an int"),
+    (dict(max_grad_norm=math.nan), ValueError, "max_grad_norm must be a finite number > 0, got nan: pass e.g. max_grad_norm=1.0"),
+    (dict(seed=-1), ValueError, "seed must be a whole number >= 0, got -1: pass seed=0 or more"),
+    (dict(device="gpu"), ValueError, "device='gpu' is not a device torch knows: pass device='cpu'"),
+    (dict(optimizer=lambda model: torch.optim.SGD), TypeError,
+     "optimizer must be a torch.optim.Optimizer built on the model's parameters, got <class 'torch.optim.sgd.SGD'>: "
+     "pass e.g. SGD(model.parameters(), lr=...)"),
+    (dict(data=lambda: (blobs().x_train, blobs().y_train)), TypeError, "data must be a dldna.data.Dataset, got tuple: load one with"),
+]
+
+
+@pytest.mark.parametrize(("bad", "error", "message"), BAD_INPUTS)
+def test_bad_input_gets_one_sentence_that_names_the_fix(bad: dict, error: type, message: str) -> None:
+    """What a student sees instead of torch's message from inside the first step, or a silent empty run."""
+    bad = dict(bad)
+    model = bad.pop("model", small_model)()
+    optimizer = bad.pop("optimizer", lambda model: torch.optim.SGD(model.parameters(), lr=0.1))(model)
+    data = bad.pop("data", blobs)()
+    with pytest.raises(error, match=re.escape(message)):
+        fit(model, optimizer, data, **{"progress": False, **bad})
+
+
+def test_the_class_count_is_checked_under_cross_entropy_only() -> None:
+    """A regression loss on integer targets (one output) is no mismatch; label smoothing is still cross-entropy."""
+    assert loss_name(F.cross_entropy) == loss_name(functools.partial(F.cross_entropy, label_smoothing=0.1)) == "cross_entropy"
+    assert loss_name(nn.CrossEntropyLoss()) == "cross_entropy" and loss_name(F.mse_loss) == "mse_loss"
+    dldna.set_seed(0)
+    model = nn.Linear(2, 1)
+
+    def squared_error(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return (outputs.squeeze(1) - targets.float()).pow(2).mean()
+
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.01), blobs(), epochs=1, loss_fn=squared_error, progress=False)
+    assert history.config["loss"] == "squared_error" and history.status == "completed"
+    with pytest.raises(ValueError, match="model gives one number per sample but the labels go up to 3"):
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.01), blobs(), loss_fn=functools.partial(F.cross_entropy, label_smoothing=0.1))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_asking_for_cuda_without_it_names_the_fix() -> None:
+    model = small_model()
+    with pytest.raises(ValueError, match="device='cuda' was asked for, but torch sees no CUDA device: pass device='cpu'"):
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs(), device="cuda")
+
+
+def test_the_fit_check_leaves_the_model_and_the_random_state_alone() -> None:
+    """The check runs the model once on two samples: batch norm keeps its statistics, dropout draws nothing, every
+    submodule keeps its mode, and the run is the one an unchecked run would be (same losses as by hand)."""
+    dldna.set_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.ReLU(), nn.Linear(8, 4))
+    model[1].eval()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    check_model_fits_data(model, blobs(), "test", F.cross_entropy)
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+    assert torch.equal(rng, torch.get_rng_state())
+    assert [m.training for m in model] == [True, False, True, True, True]
 
 
 def test_history_round_trips_through_dict_and_json() -> None:

@@ -31,6 +31,7 @@ from dldna.optim import SGD, Adam
 from dldna.toy import run_optimizer, toy_surfaces
 from dldna.widgets import Playground, TrainerPanel
 from dldna.widgets.figure_content import ContourMap, FigureContent, Line, Panel, to_matplotlib, to_plotly
+from dldna.widgets.controls import HyperparameterControls
 from dldna.widgets.trainer import CPU_SIZE, FULL_SIZE, panel_size
 
 CPU_BUDGET = dldna.Budget("cpu", torch.device("cpu"))
@@ -152,6 +153,20 @@ def test_a_diverging_setting_is_reported_not_raised() -> None:
     assert history.diverged and f"diverged at step {history.diverged_at}" in panel.status.value
 
 
+def test_a_run_that_learns_nothing_says_so() -> None:
+    def dead_relus() -> nn.Module:
+        model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 4))
+        nn.init.constant_(model[0].bias, -100.0)  # no unit ever activates: the output is the last bias alone
+        nn.init.zeros_(model[2].bias)
+        return model
+
+    panel = TrainerPanel(blobs(), dead_relus, optimizer="SGD", epochs=2, debounce_s=0, device="cpu", budget=CPU_BUDGET, start=False)
+    panel.controls.lr.value = 0.1
+    history = panel.wait()
+    assert history.status == "learned nothing"
+    assert "<b>learned nothing (25.0% test accuracy, loss at ln 4)</b> after 2 epochs" in panel.status.value
+
+
 def test_twenty_reruns_leave_no_threads_or_models_behind() -> None:
     models: list[weakref.ref] = []
 
@@ -223,18 +238,68 @@ def test_bad_settings_are_refused_and_a_failing_run_says_why() -> None:
         (dict(batch_size=100), "batch_size"),
         (dict(epochs=0), "epochs"),
         (dict(debounce_s=-1.0), "debounce_s"),
+        (dict(debounce_s=float("nan")), "debounce_s must be a finite number of seconds >= 0, got nan"),
+        (dict(epochs=25), "epochs=25 is outside its slider's range: pass a value between 1 and 20"),
         (dict(budget="huge"), "budget"),
     ):
         with pytest.raises(ValueError, match=argument):
             TrainerPanel(blobs(), tiny_model, device="cpu", **{"budget": CPU_BUDGET, "start": False, **options})
     with pytest.raises(TypeError, match="budget"):
         TrainerPanel(blobs(), tiny_model, budget=torch.device("cpu"), start=False)
+    with pytest.raises(TypeError, match="epochs must be a whole number >= 1, got 2.5: pass an int such as epochs=2"):
+        TrainerPanel(blobs(), tiny_model, device="cpu", budget=CPU_BUDGET, epochs=2.5, start=False)
     assert TrainerPanel(blobs(), tiny_model, device="cpu", budget="full", start=False).size == FULL_SIZE
     wrong_input = lambda: nn.Sequential(nn.Linear(3, 4))  # blobs have two features
     panel = TrainerPanel(blobs(), wrong_input, optimizer="SGD", epochs=1, debounce_s=0, device="cpu", budget=CPU_BUDGET, start=False)
     panel.controls.lr.value = 0.05
-    panel.wait()
-    assert "could not train" in panel.status.value and panel.history is None
+    with pytest.raises(ValueError, match=r"model cannot take this data's inputs, of shape \(2,\) per sample"):
+        panel.wait()
+    assert "could not train" in panel.status.value and "make its first layer take that shape" in panel.status.value
+    assert panel.history is None
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_an_error_in_the_run_shows_in_the_status_and_wait_raises_it(monkeypatch: pytest.MonkeyPatch, background: bool) -> None:
+    """Before, an exception in the training thread vanished: the status said "training ..." forever and wait()
+    returned None. The same holds for a run trained in the slider's handler (Colab)."""
+    three_classes = lambda: nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 3))  # blobs have four classes
+    panel = TrainerPanel(blobs(), three_classes, optimizer="SGD", epochs=1, debounce_s=0, device="cpu", budget=CPU_BUDGET, start=False)
+    panel.background = background
+    panel.controls.lr.value = 0.05
+    with pytest.raises(ValueError, match=r"model gives 3 scores per sample but the labels go up to 3: make its last layer output 4 values"):
+        panel.wait()
+    assert "could not train SGD(" in panel.status.value and "make its last layer output 4 values" in panel.status.value
+
+    def broken_model() -> nn.Module:
+        raise KeyError("no such layer")
+
+    panel = TrainerPanel(blobs(), broken_model, optimizer="SGD", epochs=1, debounce_s=0, device="cpu", budget=CPU_BUDGET, start=False)
+    panel.background = background
+    panel.controls.lr.value = 0.05
+    with pytest.raises(KeyError, match="no such layer"):
+        panel.wait()
+    assert "could not train" in panel.status.value and "no such layer" in panel.status.value
+    panel.model_fn = tiny_model
+    panel.controls.lr.value = 0.1
+    assert panel.wait().status == "completed", "a later setting that trains is not haunted by the old error"
+
+
+def test_playground_and_sliders_refuse_values_instead_of_clamping_them() -> None:
+    """Before, lr=0, -1 and 100 were clamped to the slider's ends without a word and nan was accepted."""
+    for lr in (0.0, -1.0, 100.0):
+        with pytest.raises(ValueError, match=rf"lr={lr!r} is outside its slider's range: pass a value between 0.0001 and 10"):
+            Playground(lr=lr)
+    with pytest.raises(ValueError, match="lr must be a finite number between 0.0001 and 10, got nan"):
+        Playground(lr=float("nan"))
+    with pytest.raises(ValueError, match="steps=5000 is outside its slider's range: pass a value between 1 and 2000"):
+        Playground(steps=5000)
+    with pytest.raises(TypeError, match="steps must be a whole number >= 1, got 50.5: pass an int such as steps=50"):
+        Playground(steps=50.5)
+    for lr_range in ((1e-5, float("inf")), (float("nan"), 1.0)):
+        with pytest.raises(ValueError, match=r"lr_range must be two finite numbers \(low, high\), got .*: pass e.g. lr_range=\(1e-5, 10.0\)"):
+            HyperparameterControls(lr_range)
+    with pytest.raises(ValueError, match="lr_range must satisfy 0 < low < high"):
+        HyperparameterControls((1.0, 0.1))
 
 
 def test_close_stops_the_run_in_progress() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -71,6 +73,18 @@ class Dataset:
         )
 
 
+def check_count(name: str, value: object, minimum: int = 1) -> None:
+    """Refuse anything but a whole number >= ``minimum`` for the argument ``name`` (sizes, epochs, steps), with a
+    sentence that names it and a value to pass instead: ``TypeError`` for a float, a string or ``True``,
+    ``ValueError`` for a number below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        example = f" such as {name}={max(minimum, round(value))}" if number else ""
+        raise TypeError(f"{name} must be a whole number >= {minimum}, got {value!r}: pass an int{example}")
+    if value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value}: pass {name}={minimum} or more")
+
+
 def stratified_indices(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` indices into ``labels`` with the classes as equally represented as ``count`` allows.
 
@@ -100,9 +114,26 @@ def split_indices(
 
     ``val_size`` class-balanced images are held out of the training set first; ``train_size`` and
     ``test_size`` then take class-balanced subsets (``None``: all). The same ``seed`` gives the same indices.
+    A size that is not a whole number, or that would leave a split empty or ask for more images than there are,
+    is refused with a sentence naming it.
     """
-    if val_size < 0:
-        raise ValueError(f"val_size must be >= 0, got {val_size}")
+    check_count("val_size", val_size, minimum=0)
+    available = len(train_labels)
+    if val_size >= available:
+        raise ValueError(
+            f"val_size={val_size} would leave no training images (there are {available:,}): pass a val_size below "
+            f"{available}, such as val_size={available // 10}"
+        )
+    left = available - val_size
+    if train_size is not None:
+        check_count("train_size", train_size)
+        if train_size > left:
+            after = f" after holding out val_size={val_size}" if val_size else ""
+            raise ValueError(f"train_size={train_size} is more than the {left:,} training images left{after}: pass train_size={left} or less (or None for all)")
+    if test_size is not None:
+        check_count("test_size", test_size)
+        if test_size > len(test_labels):
+            raise ValueError(f"test_size={test_size} is more than the {len(test_labels):,} test images: pass test_size={len(test_labels)} or less (or None for all)")
     rng = np.random.default_rng(seed)
     train_idx, val_idx = np.arange(len(train_labels)), None
     if val_size:

@@ -48,10 +48,16 @@ def cache_dir(dataset: str) -> Path:
 
 def search_dirs(dataset: str, system_dirs: Sequence[Path] = ()) -> list[Path]:
     """Folders searched for ``dataset``'s files, in order: ``$DLDNA_DATA`` (and its ``<dataset>`` subfolder),
-    the user cache, then ``system_dirs``."""
+    the user cache, then ``system_dirs``. A ``$DLDNA_DATA`` that names no existing folder is a
+    :class:`DataError`: a typo there would otherwise send the files' search, or a download, elsewhere unnoticed."""
     dirs: list[Path] = []
     if os.environ.get(DATA_ENV):
         root = Path(os.environ[DATA_ENV]).expanduser()
+        if not root.is_dir():
+            raise DataError(
+                f"${DATA_ENV} names {root}, which is not an existing folder: create it and put the {dataset} files "
+                f"there, or unset {DATA_ENV} to use the cache ({cache_dir(dataset)}) and the system folders"
+            )
         dirs += [root / dataset, root]
     dirs.append(cache_dir(dataset))
     dirs += list(system_dirs)
@@ -67,16 +73,17 @@ def sha256_file(path: Path, opener: Callable = open) -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, remote: RemoteFile, fix: str) -> None:
-    """Raise :class:`DataError` naming ``path`` and ``fix`` unless the file's content has the expected hash."""
+def verify(path: Path, remote: RemoteFile) -> None:
+    """Raise :class:`DataError` naming ``path`` and what is wrong with it unless its content has the expected
+    hash."""
     try:
         actual = remote.digest(path)
     except (OSError, EOFError, ValueError) as error:
-        raise DataError(f"{path} is corrupt or truncated ({error}). {fix}") from error
+        raise DataError(f"{path} is corrupt or truncated ({error})") from error
     if actual != remote.content_sha256:
         raise DataError(
             f"{path} does not have the expected content (SHA-256 {actual[:12]}..., expected "
-            f"{remote.content_sha256[:12]}...). {fix}"
+            f"{remote.content_sha256[:12]}...)"
         )
 
 
@@ -94,7 +101,7 @@ def download(remote: RemoteFile, target_dir: Path, fix: str) -> Path:
         try:
             with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
                 shutil.copyfileobj(response, out)
-            verify(tmp_path, remote, fix)
+            verify(tmp_path, remote)
             os.replace(tmp_path, target)
             return target
         except (urllib.error.URLError, OSError, DataError) as error:
@@ -111,12 +118,27 @@ def locate(
     fix: str,
     allow_download: bool = True,
 ) -> Path:
-    """Path of a verified copy of ``remote``: found in :func:`search_dirs`, else downloaded into the cache."""
+    """Path of a verified copy of ``remote``: found in :func:`search_dirs`, else downloaded into the cache.
+
+    A corrupt copy found first is an error even when a later folder holds a valid one (the first copy is the one
+    asked for): the message names the corrupt file, says to fix or remove it, and says where the valid copy is,
+    if there is one, or else how to get the file (``fix``).
+    """
+    corrupt: DataError | None = None
     for folder in search_dirs(dataset, system_dirs):
         candidate = folder / remote.name
-        if candidate.is_file():
-            verify(candidate, remote, fix)
+        if not candidate.is_file():
+            continue
+        try:
+            verify(candidate, remote)
+        except DataError as error:
+            corrupt = corrupt or error
+            continue
+        if corrupt is None:
             return candidate
+        raise DataError(f"{corrupt}: fix or remove that file (a valid copy was found at {candidate}, which is used once that file is gone)")
+    if corrupt is not None:
+        raise DataError(f"{corrupt}: fix or remove that file; no valid copy was found elsewhere. {fix}")
     if not allow_download:
         raise DataError(f"{remote.name} was not found in any of: {', '.join(map(str, search_dirs(dataset, system_dirs)))}. {fix}")
     return download(remote, cache_dir(dataset), fix)

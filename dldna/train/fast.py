@@ -171,13 +171,14 @@ def fit_fast(
     ``on_step_end`` between replays; a callback with ``after_backward`` forces the eager step.
     ``history.config["cuda_graph"]`` says whether a graph ran.
     """
-    check_run_arguments(epochs, batch_size, max_grad_norm)
+    check_run_arguments(epochs, batch_size, max_grad_norm, max_steps)
     if cuda_graph not in (None, True, False):
         raise ValueError(f"cuda_graph must be None, True or False, got {cuda_graph!r}")
 
     run = start_run(
         model, optimizer, data, device=device, eval_split=eval_split, epochs=epochs, batch_size=batch_size, seed=seed,
-        progress=progress, callbacks=callbacks, loss_fn=loss_fn, amp=amp, compile=False, fast=True, cuda_graph=False,
+        progress=progress, callbacks=callbacks, loss_fn=loss_fn, amp=amp, max_steps=max_steps, compile=False, fast=True,
+        cuda_graph=False,
     )
     reason = _graph_unavailable(run.device, callbacks)
     use_graph = cuda_graph is not False and reason is None

@@ -104,8 +104,13 @@ def fit(
     Each step records the loss, the global gradient L2 norm (before clipping), the L2 norm of the parameter
     update, the parameters' L2 norm and the learning rate of the first parameter group. After each epoch the
     model is evaluated on ``eval_split`` (``"test"`` or ``"val"``). A non-finite loss ends the run with
-    ``status="diverged"`` and the step in ``diverged_at``; nothing is raised. The same ``seed`` gives the same
-    batch order (initialise the model under :func:`dldna.set_seed` for a fully repeatable run).
+    ``status="diverged"`` and the step in ``diverged_at``; a loss that blows up while staying finite is reported
+    ``"diverged"`` too, and a run that ends at chance level ``"learned nothing"`` (the rules:
+    :mod:`dldna.history`); nothing is raised. A model that does not fit the data (input shape, number of classes),
+    an empty split, an unavailable ``device`` or a count that is not a whole number are refused before the first
+    step with a sentence that names the fix. The same ``seed`` gives the same batch order (initialise the model
+    under :func:`dldna.set_seed` for a fully repeatable run). ``progress`` shows a bar that advances at every step
+    (``None``: only for runs that take more than a few seconds, and never with ``DLDNA_PROGRESS=0``).
     ``scheduler`` steps after every optimizer step (``scheduler_interval="step"``) or every epoch
     (``"epoch"``); ``max_grad_norm`` clips the global gradient norm; ``max_steps`` ends the run early.
     ``amp=True`` runs forward passes under bfloat16 autocast; ``compile=True`` trains a ``torch.compile``-d
@@ -113,13 +118,13 @@ def fit(
     batch of inputs to an augmented one on the device (e.g. :func:`dldna.data.random_crop_flip`).
     :func:`~dldna.train.fit_fast` replays the same step from a CUDA graph.
     """
-    check_run_arguments(epochs, batch_size, max_grad_norm)
+    check_run_arguments(epochs, batch_size, max_grad_norm, max_steps)
     if scheduler_interval not in ("step", "epoch"):
         raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
 
     run = start_run(
         model, optimizer, data, device=device, eval_split=eval_split, epochs=epochs, batch_size=batch_size, seed=seed,
-        progress=progress, callbacks=callbacks, loss_fn=loss_fn, amp=amp, compile=compile,
+        progress=progress, callbacks=callbacks, loss_fn=loss_fn, amp=amp, max_steps=max_steps, compile=compile,
     )
     forward = torch.compile(model) if compile else model
     step_scheduler = scheduler.step if scheduler is not None else None

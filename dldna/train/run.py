@@ -9,6 +9,9 @@ calls the callbacks, catches divergence, evaluates after each epoch and fills th
 
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 import os
 import time
 from contextlib import contextmanager
@@ -20,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from dldna.callbacks import Callback, TrainState
+from dldna.config import device as resolve_device
 from dldna.data import Dataset
+from dldna.data.dataset import check_count
 from dldna.history import EPOCH_METRICS, STEP_METRICS, History
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -29,7 +34,12 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 GPU_CHECK_EVERY = 25
 """On a GPU the loss is checked for divergence every this many steps (on the CPU, at every step)."""
 
-PROGRESS_MIN_STEPS = 500
+PROGRESS_ENV = "DLDNA_PROGRESS"
+"""``DLDNA_PROGRESS=0`` turns progress bars off (the book build does, so that no bar reaches a page)."""
+PROGRESS_DELAY_S = 3.0
+"""A progress bar appears only once a run has taken this long, so runs of a few seconds never show one."""
+PROGRESS_POSTFIX_EVERY_S = 0.5
+"""How often the bar's loss and accuracy are read from the device (each read waits for the device)."""
 
 
 def epoch_order(generator: torch.Generator, samples: int, device: torch.device | str) -> torch.Tensor:
@@ -96,14 +106,84 @@ def global_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(tensors))))
 
 
-def check_run_arguments(epochs: int, batch_size: int, max_grad_norm: float | None) -> None:
-    """The argument checks every training loop makes before it starts."""
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if max_grad_norm is not None and max_grad_norm <= 0:
-        raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm}")
+def check_run_arguments(epochs: int, batch_size: int, max_grad_norm: float | None = None, max_steps: int | None = None) -> None:
+    """The argument checks every training loop makes before it starts: whole numbers where steps are counted, a
+    finite positive clipping norm; each refusal names the argument and what to pass instead."""
+    check_count("epochs", epochs)
+    check_count("batch_size", batch_size)
+    if max_steps is not None:
+        check_count("max_steps", max_steps)
+    if max_grad_norm is not None and not (
+        isinstance(max_grad_norm, numbers.Real) and math.isfinite(max_grad_norm) and max_grad_norm > 0
+    ):
+        raise ValueError(f"max_grad_norm must be a finite number > 0, got {max_grad_norm!r}: pass e.g. max_grad_norm=1.0, or None for no clipping")
+
+
+def check_model_and_data(model: object, data: object) -> None:
+    """A training run's model must be a module and its data a :class:`Dataset`."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}: pass the network itself, e.g. MLP()")
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a dldna.data.Dataset, got {type(data).__name__}: load one with dldna.data.load_fashion_mnist() or build a Dataset(...)")
+
+
+def check_optimizer(optimizer: object) -> None:
+    """``fit``'s optimizer must be a :class:`torch.optim.Optimizer` instance (a class is a common slip)."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        hint = f"{optimizer.__name__}(model.parameters(), lr=...)" if isinstance(optimizer, type) else "Adam(model.parameters(), lr=1e-3)"
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer built on the model's parameters, got {optimizer!r}: pass e.g. {hint}")
+
+
+def loss_name(loss_fn: LossFn) -> str:
+    """``"cross_entropy"`` for the cross-entropy family (``F.cross_entropy``, a ``functools.partial`` of it such
+    as label smoothing, ``nn.CrossEntropyLoss``), else the function's or class's own name. A run's config keeps
+    it: the number of classes, and what a loss that learned nothing looks like, mean something only for
+    cross-entropy."""
+    base = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
+    if base is F.cross_entropy or isinstance(base, nn.CrossEntropyLoss):
+        return "cross_entropy"
+    return getattr(base, "__name__", type(base).__name__)
+
+
+def check_model_fits_data(
+    model: nn.Module, data: Dataset, eval_split: str, loss_fn: LossFn
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training and evaluation splits ``(x_train, y_train, x_eval, y_eval)``, after checking that neither is
+    empty, that ``model`` takes the inputs and, under a cross-entropy ``loss_fn``, that it gives a score for
+    every class the labels name.
+
+    The model runs once, in evaluation mode and without gradients, on two training samples: nothing it holds
+    changes (batch norm keeps its statistics, dropout is off). A shape mismatch then fails here, in a sentence,
+    and not as torch's message from inside the first step (on a GPU, an out-of-range label would even end the
+    process's use of the device).
+    """
+    x_train, y_train = data.split("train")
+    x_eval, y_eval = data.split(eval_split)
+    larger = {"train": "a larger train_size or a smaller val_size", "val": "a larger val_size", "test": "a larger test_size"}
+    for name, labels in (("train", y_train), (eval_split, y_eval)):
+        if len(labels) == 0:
+            raise ValueError(f"data has no {name} samples: load it with {larger[name]}")
+    try:
+        with torch.no_grad(), evaluation_mode(model):
+            outputs = model(x_train[:2])
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as error:
+        shape = tuple(x_train.shape[1:])
+        raise ValueError(
+            f"model cannot take this data's inputs, of shape {shape} per sample (torch: {str(error).splitlines()[0]}): "
+            f"make its first layer take that shape ({math.prod(shape)} features once flattened)"
+        ) from error
+    if loss_name(loss_fn) != "cross_entropy" or y_train.is_floating_point() or not isinstance(outputs, torch.Tensor):
+        return x_train, y_train, x_eval, y_eval
+    classes = max(int(y_train.max()), int(y_eval.max())) + 1
+    if outputs.dim() < 2 or outputs.shape[1] < classes:
+        given = "one number" if outputs.dim() < 2 or outputs.shape[1] == 1 else f"{outputs.shape[1]} scores"
+        raise ValueError(
+            f"model gives {given} per sample but the labels go up to {classes - 1}: make its last layer output "
+            f"{max(classes, data.num_classes)} values, one per class (data.num_classes)"
+        )
+    return x_train, y_train, x_eval, y_eval
 
 
 def _describe_run(model: nn.Module, optimizer: torch.optim.Optimizer, **settings: object) -> dict[str, object]:
@@ -117,12 +197,52 @@ def _describe_run(model: nn.Module, optimizer: torch.optim.Optimizer, **settings
     }
 
 
-def _progress_bar(show: bool | None, epochs: int, steps: int):
-    from tqdm.auto import tqdm
+class Progress:
+    """A tqdm bar over a run's steps (``tqdm.auto``: a widget in a notebook, text in a terminal) that advances at
+    every step and shows the epoch, the running loss and accuracy of the epoch, and the last test accuracy.
 
-    if show is None:
-        show = os.environ.get("DLDNA_PROGRESS", "1") != "0" and steps >= PROGRESS_MIN_STEPS
-    return tqdm(total=epochs, unit="epoch", disable=not show, leave=False)
+    ``show=None`` shows it unless ``$DLDNA_PROGRESS`` is ``0``, and only once the run has taken
+    :data:`PROGRESS_DELAY_S` seconds; ``True`` shows it at once, ``False`` never. Reading the loss syncs with the
+    device, so it happens at most every :data:`PROGRESS_POSTFIX_EVERY_S` seconds, and never while the bar is off.
+    """
+
+    def __init__(self, show: bool | None, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        delay = 0.0
+        if show is None:
+            show, delay = os.environ.get(PROGRESS_ENV, "1") != "0", PROGRESS_DELAY_S
+        self.bar = tqdm(total=total, unit="step", disable=not show, delay=delay, leave=False, dynamic_ncols=True)
+        self.shown: dict[str, str] = {}
+        self.next_postfix = time.monotonic() + delay
+
+    @property
+    def enabled(self) -> bool:
+        return not self.bar.disable
+
+    def describe(self, text: str) -> None:
+        if self.enabled:
+            self.bar.set_description(text, refresh=False)
+
+    def advance(self, metrics: Callable[[], dict[str, str]]) -> None:
+        """One step done; ``metrics()`` gives the postfix's values, and is called only when they are shown."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now >= self.next_postfix:
+            self.shown.update(metrics())
+            self.bar.set_postfix(self.shown, refresh=False)
+            self.next_postfix = now + PROGRESS_POSTFIX_EVERY_S
+        self.bar.update(1)
+
+    def keep(self, **values: str) -> None:
+        """Values shown from now on beside the running ones (the last test accuracy)."""
+        if self.enabled:
+            self.shown.update(values)
+            self.bar.set_postfix(self.shown, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 @dataclass
@@ -144,7 +264,7 @@ class RunStart:
     state: TrainState
     generator: torch.Generator
     check_every: int
-    bar: object
+    progress: Progress
 
 
 def start_run(
@@ -161,19 +281,25 @@ def start_run(
     callbacks: Sequence[Callback],
     loss_fn: LossFn,
     amp: bool,
+    max_steps: int | None,
     **settings: object,
 ) -> RunStart:
-    """Move data and model to the device, describe the run in a fresh History (``amp`` and ``settings`` are
-    added to its config), seed the batch order and tell the callbacks that training begins."""
-    target = torch.device(device) if device is not None else data.device
+    """Check the model, optimizer and data, move data and model to the device, describe the run in a fresh
+    History (``amp`` and ``settings`` are added to its config), seed the batch order, open the progress bar and
+    tell the callbacks that training begins."""
+    check_model_and_data(model, data)
+    check_optimizer(optimizer)
+    check_count("seed", seed, minimum=0)
+    target = resolve_device(device) if device is not None else data.device
     data = data.to(target)
     model.to(target)
-    x_train, y_train = data.split("train")
-    x_eval, y_eval = data.split(eval_split)
+    x_train, y_train, x_eval, y_eval = check_model_fits_data(model, data, eval_split, loss_fn)
     steps_per_epoch = -(-len(y_train) // batch_size)
+    total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     history = History(
         config=_describe_run(
-            model, optimizer, batch_size=batch_size, epochs=epochs, seed=seed, train_samples=len(y_train), amp=amp, **settings
+            model, optimizer, batch_size=batch_size, epochs=epochs, seed=seed, train_samples=len(y_train),
+            classes=data.num_classes, loss=loss_name(loss_fn), amp=amp, **settings,
         ),
         device=str(target),
         steps_per_epoch=steps_per_epoch,
@@ -196,7 +322,7 @@ def start_run(
         state=state,
         generator=torch.Generator(device=target).manual_seed(seed),
         check_every=1 if target.type == "cpu" else GPU_CHECK_EVERY,
-        bar=_progress_bar(progress, epochs, epochs * steps_per_epoch),
+        progress=Progress(progress, total_steps),
     )
 
 
@@ -221,28 +347,26 @@ def record_steps(history: History, values: torch.Tensor, lrs: list[float], step:
     nonfinite = (~torch.isfinite(values[:, 0])).nonzero()
     if len(nonfinite):
         first_bad = int(nonfinite[0])
-        history.status = "diverged"
-        history.diverged_at = step - len(values) + first_bad
+        history.diverge(step - len(values) + first_bad)
         values, lrs = values[: first_bad + 1], lrs[: first_bad + 1]
     for column, name in enumerate(STEP_METRICS[:-1]):
         history.steps[name].extend(values[:, column].tolist())
     history.steps["lr"].extend(lrs)
 
 
-def record_epoch(history: History, bar: object, values: Sequence[float]) -> None:
-    """Append one epoch's :data:`EPOCH_METRICS` and show its test loss and accuracy on the progress bar."""
+def record_epoch(history: History, progress: Progress, values: Sequence[float]) -> None:
+    """Append one epoch's :data:`EPOCH_METRICS` and show its test accuracy on the progress bar."""
     for name, value in zip(EPOCH_METRICS, values):
         history.epochs[name].append(value)
-    bar.update(1)
-    bar.set_postfix(loss=f"{history.epochs['test_loss'][-1]:.4f}", acc=f"{history.epochs['test_acc'][-1]:.2%}")
+    progress.keep(test_acc=f"{history.epochs['test_acc'][-1]:.1%}")
 
 
-def finish_run(history: History, state: TrainState, bar: object, callbacks: Sequence[Callback], run_start: float) -> History:
-    """Close the progress bar, set the run's time and final status, and tell the callbacks."""
-    bar.close()
+def finish_run(history: History, state: TrainState, progress: Progress, callbacks: Sequence[Callback], run_start: float) -> History:
+    """Close the progress bar, set the run's time and final status (:meth:`History.conclude`), and tell the
+    callbacks."""
+    progress.close()
     history.total_time_s = time.perf_counter() - run_start
-    if history.status == "running":
-        history.status = "stopped" if state.stop else "completed"
+    history.conclude(stopped=state.stop)
     for callback in callbacks:
         callback.on_train_end(state)
     return history
@@ -264,13 +388,15 @@ def run_epochs(
 
     ``after_step`` runs after every step, before the callbacks' ``on_step_end``, and ``after_epoch`` after every
     epoch, after their ``on_epoch_end`` (where a learning-rate scheduler steps). The run ends after ``epochs``
-    epochs, at a non-finite loss (``"diverged"``), when a callback sets ``state.stop`` or after ``max_steps`` steps.
+    epochs, at a non-finite loss (``"diverged"``), when a callback sets ``state.stop`` or after ``max_steps`` steps;
+    then :meth:`~dldna.history.History.conclude` says how it ended. The progress bar advances at every step.
     """
-    history, state, callbacks = run.history, run.state, run.callbacks
+    history, state, callbacks, progress = run.history, run.state, run.callbacks, run.progress
     started = time.perf_counter()
     run.model.train()
     for epoch in range(epochs):
         state.epoch = epoch
+        progress.describe(f"epoch {epoch + 1}/{epochs}")
         epoch_start = time.perf_counter()
         order = epoch_order(run.generator, len(run.y_train), run.device)
         step.loss_sum.zero_()
@@ -288,6 +414,7 @@ def run_epochs(
                 after_step()
             for callback in callbacks:
                 callback.on_step_end(state)
+            progress.advance(lambda: {"loss": f"{step.loss_sum.item() / seen:.4f}", "acc": f"{step.correct.item() / seen:.1%}"})
             if state.step % run.check_every == 0 and not torch.isfinite(torch.stack(rows[-run.check_every :])[:, 0]).all():
                 break
             if state.stop or (max_steps is not None and state.step >= max_steps):
@@ -301,7 +428,7 @@ def run_epochs(
             torch.cuda.synchronize(run.device)
         train_time = time.perf_counter() - epoch_start
         test_loss, test_acc = evaluate(evaluated, run.x_eval, run.y_eval, run.loss_fn, amp=run.amp)
-        record_epoch(history, run.bar, (step.loss_sum.item() / seen, step.correct.item() / seen, test_loss, test_acc, train_time))
+        record_epoch(history, progress, (step.loss_sum.item() / seen, step.correct.item() / seen, test_loss, test_acc, train_time))
         for callback in callbacks:
             callback.on_epoch_end(state)
         if after_epoch is not None:
@@ -309,4 +436,4 @@ def run_epochs(
         if state.stop or (max_steps is not None and state.step >= max_steps):
             break
 
-    return finish_run(history, state, run.bar, callbacks, started)
+    return finish_run(history, state, progress, callbacks, started)

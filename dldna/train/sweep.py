@@ -11,7 +11,8 @@ against it. The hyperparameters and their defaults are the optimizer class's own
 (:func:`dldna.optim.default_hyperparameters`, named as its update function names them).
 
 A configuration whose loss stops being finite (in float32, the precision in which ``fit`` records it) is marked
-``"diverged"`` at that step and dropped from the stack, and the others go on. Configurations with different batch sizes (or different boolean options such as
+``"diverged"`` at that step and dropped from the stack, and the others go on; at the end every configuration gets
+its status by the same rules as a run of ``fit`` (:meth:`~dldna.history.History.conclude`). Configurations with different batch sizes (or different boolean options such as
 ``nesterov``) cannot share a pass; they are grouped and each group runs on its own.
 """
 
@@ -26,10 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dldna.config import device as resolve_device
 from dldna.data import Dataset
+from dldna.data.dataset import check_count
 from dldna.history import EPOCH_METRICS, STEP_METRICS, History
 from dldna.optim import OPTIMIZERS, PerParameterOptimizer, check_hyperparameter, default_hyperparameters
-from dldna.train.run import GPU_CHECK_EVERY, LossFn, epoch_order, evaluation_mode
+from dldna.train.run import (
+    GPU_CHECK_EVERY, LossFn, Progress, check_model_and_data, check_model_fits_data, check_run_arguments, epoch_order,
+    evaluation_mode, loss_name,
+)
 
 Config = Mapping[str, float | int | bool]
 Tensors = dict[str, torch.Tensor]
@@ -152,12 +158,12 @@ def _train_group(
     seed: int,
     eval_split: str,
     max_steps: int | None,
+    progress: Progress,
 ) -> None:
     """Train one group (shared batch size and flags) and fill its ``histories`` in place."""
     batch_size = configs[0]["batch_size"]
     template = copy.deepcopy(model).to(device)
-    x_train, y_train = data.split("train")
-    x_eval, y_eval = data.split(eval_split)
+    x_train, y_train, x_eval, y_eval = check_model_fits_data(template, data, eval_split, loss_fn)
     stack = _Stack(template, configs, numeric, device)
 
     def loss_and_outputs(params: Tensors, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,7 +189,7 @@ def _train_group(
             bad = (~finite[row]).nonzero()
             if len(bad):
                 columns = columns[: int(bad[0]) + 1]
-                history.status, history.diverged_at = "diverged", pending_start + int(bad[0])
+                history.diverge(pending_start + int(bad[0]))
             for column, name in enumerate(STEP_METRICS[:-1]):
                 history.steps[name].extend(columns[:, column].tolist())
             history.steps["lr"].extend([configs[slot]["lr"]] * len(columns))
@@ -194,7 +200,8 @@ def _train_group(
 
     run_start = time.perf_counter()
     template.train()
-    for _epoch in range(epochs):
+    for epoch in range(epochs):
+        progress.describe(f"batch size {batch_size}, epoch {epoch + 1}/{epochs}")
         epoch_start = time.perf_counter()
         order = epoch_order(generator, len(y_train), device)
         stack.loss_sum.zero_()
@@ -218,6 +225,7 @@ def _train_group(
                 stack.correct += (outputs.argmax(dim=-1) == targets).sum(dim=1)
             seen += len(index)
             step += 1
+            progress.advance(lambda: {"training": f"{len(stack)}/{len(configs)}", "median loss": f"{losses.detach().median().item():.4f}"})
             if step % check_every == 0:
                 flush()
                 if not len(stack):
@@ -242,8 +250,7 @@ def _train_group(
     total = time.perf_counter() - run_start
     for history in histories:
         history.total_time_s = total
-        if history.status == "running":
-            history.status = "completed"
+        history.conclude()
 
 
 @torch.no_grad()
@@ -283,6 +290,7 @@ def sweep(
     seed: int = 0,
     eval_split: str = "test",
     max_steps: int | None = None,
+    progress: bool | None = None,
 ) -> list[History]:
     """Train ``model`` once per configuration in ``configs`` and return one :class:`History` per configuration.
 
@@ -294,22 +302,23 @@ def sweep(
     same ``seed`` the result for each configuration equals ``fit(model, Optimizer(...), data, seed=seed)``.
     The model must not update buffers while training (no batch norm); dropout masks differ per configuration.
     A configuration whose loss stops being finite ends ``"diverged"`` with ``diverged_at``; the others go on.
+    Statuses follow the rules of :mod:`dldna.history`, as for ``fit``.
     ``time_s`` and ``total_time_s`` are those of the whole batched pass of the configuration's group.
+    ``progress`` shows a bar over all groups' steps, as ``fit`` does.
     """
     choices = sweepable_optimizers()
     if optimizer not in choices:
         raise ValueError(f"optimizer must be one of {sorted(choices)}, got {optimizer!r}")
     if not configs:
         raise ValueError("configs must hold at least one configuration")
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    check_model_and_data(model, data)
+    check_run_arguments(epochs, batch_size, max_steps=max_steps)
+    check_count("seed", seed, minimum=0)
     cls = choices[optimizer]
     numeric, flags = _hyperparameters(cls)
     full = [_complete(config, numeric, flags, batch_size, optimizer) for config in configs]
 
-    target = torch.device(device) if device is not None else data.device
+    target = resolve_device(device) if device is not None else data.device
     data = data.to(target)
     train_samples = len(data.y_train)
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -324,6 +333,8 @@ def sweep(
                 "epochs": epochs,
                 "seed": seed,
                 "train_samples": train_samples,
+                "classes": data.num_classes,
+                "loss": loss_name(loss_fn),
                 "amp": False,
                 "compile": False,
             },
@@ -335,13 +346,18 @@ def sweep(
     groups: dict[tuple[Any, ...], list[int]] = {}
     for position, config in enumerate(full):
         groups.setdefault((config["batch_size"], *(config[name] for name in flags)), []).append(position)
-    for members in groups.values():
-        group_configs = [full[i] for i in members]
-        _train_group(
-            model, data, cls.update, group_configs, list(numeric), {name: group_configs[0][name] for name in flags},
-            [histories[i] for i in members], epochs=epochs, loss_fn=loss_fn, device=target, seed=seed,
-            eval_split=eval_split, max_steps=max_steps,
-        )
+    group_steps = [epochs * histories[members[0]].steps_per_epoch for members in groups.values()]
+    bar = Progress(progress, sum(steps if max_steps is None else min(steps, max_steps) for steps in group_steps))
+    try:
+        for members in groups.values():
+            group_configs = [full[i] for i in members]
+            _train_group(
+                model, data, cls.update, group_configs, list(numeric), {name: group_configs[0][name] for name in flags},
+                [histories[i] for i in members], epochs=epochs, loss_fn=loss_fn, device=target, seed=seed,
+                eval_split=eval_split, max_steps=max_steps, progress=bar,
+            )
+    finally:
+        bar.close()
     for history in histories:
         history.config["sweep_size"] = len(configs)
     return histories

@@ -9,6 +9,8 @@ weight-decay slider means no weight decay.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, Callable
 
 import ipywidgets as widgets
@@ -25,14 +27,25 @@ def optimizer_choices() -> dict[str, type[torch.optim.Optimizer]]:
     return dict(OPTIMIZERS)
 
 
+def check_slider_value(name: str, value: object, low: float, high: float) -> None:
+    """``value`` must be a finite number within ``[low, high]``, the range of the slider that will show it: a
+    slider would otherwise clamp it silently (``lr=100`` shown, and trained, as 10) or accept ``nan``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number between {low:g} and {high:g}, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value!r} is outside its slider's range: pass a value between {low:g} and {high:g}")
+
+
 class HyperparameterControls:
     """Learning rate, momentum, beta1, beta2 and weight decay sliders; :meth:`kwargs` turns them into the
     constructor arguments of the chosen optimizer, and :meth:`use` enables the sliders that optimizer has."""
 
     def __init__(self, lr_range: tuple[float, float] = (1e-5, 10.0)) -> None:
+        if len(lr_range) != 2 or not all(isinstance(end, numbers.Real) and math.isfinite(end) for end in lr_range):
+            raise ValueError(f"lr_range must be two finite numbers (low, high), got {lr_range!r}: pass e.g. lr_range=(1e-5, 10.0)")
         low, high = lr_range
         if not 0 < low < high:
-            raise ValueError(f"lr_range must satisfy 0 < low < high, got {lr_range}")
+            raise ValueError(f"lr_range must satisfy 0 < low < high, got {lr_range!r}: pass e.g. lr_range=(1e-5, 10.0)")
         style = {"description_width": "110px"}
         self.lr = widgets.FloatLogSlider(
             value=1e-3, base=10, min=float(torch.log10(torch.tensor(low))), max=float(torch.log10(torch.tensor(high))),

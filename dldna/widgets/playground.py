@@ -10,18 +10,24 @@ from typing import Any, Mapping
 import ipywidgets as widgets
 import numpy as np
 
+from dldna.data.dataset import check_count
 from dldna.toy import ToySurface, Trajectory, run_optimizer, toy_surfaces
 from dldna.viz.render import display_live
-from dldna.widgets.controls import HyperparameterControls, optimizer_choices
+from dldna.widgets.controls import HyperparameterControls, check_slider_value, optimizer_choices
 from dldna.widgets.figure_content import ContourMap, FigureContent, Line, Panel
 from dldna.widgets.live_figure import LiveFigure
+
+
+LR_RANGE = (1e-4, 10.0)
+MAX_STEPS = 2000
 
 
 class Playground:
     """Contour map of a :class:`~dldna.toy.ToySurface` with the path of the chosen optimizer from the
     surface's start point; a status line gives the final loss or the step where the run diverged.
 
-    ``lr`` is the starting learning rate (toy surfaces need larger steps than the optimizers' defaults).
+    ``lr`` is the starting learning rate (toy surfaces need larger steps than the optimizers' defaults), within the
+    slider's range :data:`LR_RANGE`; ``steps`` is at most :data:`MAX_STEPS`. Values outside are refused, not clamped.
     ``surfaces`` defaults to :func:`~dldna.toy.toy_surfaces`; any mapping of names to
     ``ToySurface`` objects works (wrap a plain function ``f(xy) -> loss`` in one to give it a box and a start).
     """
@@ -42,13 +48,16 @@ class Playground:
         choices = optimizer_choices()
         if optimizer not in choices:
             raise ValueError(f"optimizer must be one of {sorted(choices)}, got {optimizer!r}")
-        if not 1 <= steps <= 2000:
-            raise ValueError(f"steps must be between 1 and 2000, got {steps}")
+        check_count("steps", steps)
+        if steps > MAX_STEPS:
+            raise ValueError(f"steps={steps} is outside its slider's range: pass a value between 1 and {MAX_STEPS}")
+        check_slider_value("lr", lr, *LR_RANGE)
+        check_count("resolution", resolution, minimum=2)
         self.resolution = resolution
         self.surface = widgets.Dropdown(options=list(self.surfaces), value=surface, description="surface")
         self.optimizer = widgets.Dropdown(options=list(choices), value=optimizer, description="optimizer")
-        self.steps = widgets.IntSlider(value=steps, min=1, max=2000, description="steps")
-        self.controls = HyperparameterControls(lr_range=(1e-4, 10.0))
+        self.steps = widgets.IntSlider(value=steps, min=1, max=MAX_STEPS, description="steps")
+        self.controls = HyperparameterControls(lr_range=LR_RANGE)
         self.controls.use(choices[optimizer])
         self.controls.lr.value = lr
         self.status = widgets.HTML()

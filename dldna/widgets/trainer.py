@@ -16,6 +16,7 @@ released, which takes the place of the debounce.
 from __future__ import annotations
 
 import functools
+import html
 import math
 import threading
 import time
@@ -29,6 +30,7 @@ from torch import nn
 
 import dldna
 from dldna.data import Dataset, load_fashion_mnist
+from dldna.data.dataset import check_count
 from dldna.models import MLP
 from dldna.train import Callback, History, StopFlag, TrainState, fit, fit_fast
 from dldna.viz import smooth
@@ -89,7 +91,9 @@ class TrainerPanel:
     :func:`panel_size`: ``data`` defaults to FashionMNIST (``train_size``/``test_size`` images, by default the
     budget's) and ``model_fn`` to an MLP of the budget's widths; the full budget trains with
     :func:`~dldna.train.fit_fast`. Training runs on ``device``, by default the budget's. Display the panel by
-    leaving it as the last expression of a cell. :meth:`wait` blocks until the current setting's run has finished.
+    leaving it as the last expression of a cell. :meth:`wait` blocks until the current setting's run has finished
+    and returns its History; a run that raised (a model that does not fit the data, say) shows the error in the
+    status line, and :meth:`wait` raises it again.
     """
 
     def __init__(
@@ -112,11 +116,13 @@ class TrainerPanel:
         if optimizer not in choices:
             raise ValueError(f"optimizer must be one of {sorted(choices)}, got {optimizer!r}")
         if batch_size not in BATCH_SIZES:
-            raise ValueError(f"batch_size must be one of {BATCH_SIZES}, got {batch_size}")
-        if not 1 <= epochs <= 20:
-            raise ValueError(f"epochs must be between 1 and 20, got {epochs}")
-        if debounce_s < 0:
-            raise ValueError(f"debounce_s must be >= 0, got {debounce_s}")
+            raise ValueError(f"batch_size must be one of {BATCH_SIZES}, got {batch_size!r}")
+        check_count("epochs", epochs)
+        if epochs > 20:
+            raise ValueError(f"epochs={epochs} is outside its slider's range: pass a value between 1 and 20")
+        if not (isinstance(debounce_s, (int, float)) and math.isfinite(debounce_s) and debounce_s >= 0):
+            raise ValueError(f"debounce_s must be a finite number of seconds >= 0, got {debounce_s!r}: pass e.g. debounce_s=0.4")
+        check_count("seed", seed, minimum=0)
         if budget is not None and not isinstance(budget, (dldna.Budget, str)):
             raise TypeError(f"budget must be a dldna.Budget, 'cpu', 'full' or None, got {type(budget).__name__}")
         self.budget = budget if isinstance(budget, dldna.Budget) else dldna.budget(budget)
@@ -153,6 +159,7 @@ class TrainerPanel:
         self._thread: threading.Thread | None = None
         self._thread_generation: int | None = None
         self._stop: StopFlag | None = None
+        self._failure: tuple[int, Exception] | None = None
 
         self.optimizer.observe(self._on_optimizer, names="value")
         for control in (*self.controls.sliders, self.batch_size, self.epochs):
@@ -287,10 +294,11 @@ class TrainerPanel:
                 model, optimizer, self.data, epochs=settings.epochs, batch_size=settings.batch_size, seed=self.seed,
                 callbacks=[stop, _DrawEachEpoch(self, generation, settings)], progress=False,
             )
-        except (ValueError, RuntimeError) as error:
+        except Exception as error:  # shown in the panel and raised again by wait(): a thread cannot raise to the caller
             with self._lock:
+                self._failure = (generation, error)
                 if generation == self.generation:
-                    self.status.value = f"<b>could not train {settings.label}</b>: {error}"
+                    self.status.value = f"<b>could not train {html.escape(settings.label)}</b>: {html.escape(str(error))}"
             return
         self._draw(generation, settings, history, final=True)
 
@@ -315,7 +323,9 @@ class TrainerPanel:
         elapsed = sum(history.epochs["time_s"]) if not final else history.total_time_s
         parts = [f"{self.device}", f"{elapsed:.1f} s"]
         if history.diverged:
-            parts.insert(0, f"<b>diverged at step {history.diverged_at}</b> (the loss became non-finite)")
+            parts.insert(0, f"<b>diverged at step {history.diverged_at}</b> ({history.divergence_cause()})")
+        elif final and history.learned_nothing:
+            parts.insert(0, f"<b>{history.outcome()}</b> after {epochs_done} epochs")
         else:
             state = "done" if final else "training"
             parts.insert(0, f"{state}: epoch {epochs_done}/{settings.epochs}")
@@ -324,7 +334,8 @@ class TrainerPanel:
         return " · ".join(parts)
 
     def wait(self, timeout: float = 120.0) -> History | None:
-        """Block until the run of the current setting has ended (or ``timeout`` seconds passed); its History."""
+        """Block until the run of the current setting has ended (or ``timeout`` seconds passed) and return its
+        History; if that run raised, raise its exception here."""
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             with self._lock:
@@ -336,6 +347,10 @@ class TrainerPanel:
             if timer is None or not timer.is_alive():
                 break
             timer.join(remaining)
+        with self._lock:
+            failure = self._failure
+            if failure is not None and failure[0] == self.generation:
+                raise failure[1]
         return self.history
 
     def close(self) -> None:
