@@ -42,7 +42,7 @@ class _Page(HTMLParser):
     BLOCKS = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "th", "td", "dt", "dd", "figcaption", "caption"}
     SKIPPED_TAGS = {"pre", "code", "script", "style", "mjx-container", "button"}
     SKIPPED_CLASSES = {"cell_output", "cell_input", "highlight", "math", "bibtex-citation", "bibliography", "citation",
-                       "dldna-trainer", "headerlink", "toggle-details__summary"}
+                       "dldna-trainer", "headerlink"}
     VOID = {"br", "img", "input", "meta", "link", "hr", "wbr", "source", "col", "area", "base", "embed", "param", "track"}
 
     def __init__(self) -> None:

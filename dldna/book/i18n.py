@@ -3,8 +3,9 @@
 English stays the single source (``chapters/``, ``intro.md``). The text of a page in another language lives in
 ``locale/<lang>/LC_MESSAGES/<page>.po``, one entry per piece a reader sees as a unit (a paragraph, heading, list
 item, table cell, admonition title, caption or exercise prompt: :mod:`dldna.book.segments`; and each sentence
-the code shows as prose, a claim about the run: :mod:`dldna.book.sentences`), its ``msgid`` the English. When the English of a piece changes, :func:`update` keeps the old translation but marks it *fuzzy*
-(with the old English beside it), and a new piece arrives untranslated, so nothing drifts silently.
+the code shows as prose, a claim about the run: :mod:`dldna.book.sentences`), its ``msgid`` the English. When
+the English of a piece changes, :func:`update` keeps the old translation but marks it *fuzzy* (with the old
+English beside it), and a new piece arrives untranslated, so nothing drifts silently.
 ``book.po`` holds the book's title and the captions of its table of contents; ``editions.po`` the texts the Colab
 and student editions add around a chapter; ``sphinx.po`` and ``booktheme.po`` the website theme's own labels.
 
@@ -12,7 +13,9 @@ From the catalogs come the translated editions: a notebook with its Markdown cel
 (:func:`translate_notebook`, used by the Colab edition and the exercise editions), and the source folder of the
 translated website (:func:`write_site`), made from the notebooks the English build already executed, so the
 translated site shows the same run and never executes a notebook again. A piece without a translation keeps its
-English there.
+English there. (Sphinx's own route, ``-D language=ko`` with ``locale_dirs``, was tried on a chapter and left: it
+parses each translated paragraph outside the notebook it belongs to, so every ``{glue:text}`` value in it comes
+out empty, and it would translate the website only, not the notebooks.)
 
 Usage (``make locale``, ``make book``): ``python -m dldna.book.i18n update|status|translate|site [--lang ko]``.
 """
