@@ -30,21 +30,15 @@ from torch import nn
 
 import dldna
 from dldna.data import Dataset
-from dldna.history import History
+from dldna.history import DIVERGENCE_FACTOR, DIVERGENCE_WINDOW, History
 from dldna.train import epoch_order, fit
 from dldna.widgets.controls import WEIGHT_DECAY_OFF, HyperparameterControls, optimizer_choices
 from dldna.widgets.trainer import TrainerPanel
 
 BROWSER_OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "Lion")
 """The optimizers whose update the browser trainer writes with TensorFlow.js operations (the kernel panel
-offers every optimizer of :mod:`dldna.optim`)."""
-
-DIVERGENCE_FACTOR = 100.0
-DIVERGENCE_WINDOW = 10
-"""A browser run is reported as diverged when its loss is not finite (as :func:`~dldna.train.fit` reports it) or
-when its mean over the last ``DIVERGENCE_WINDOW`` steps exceeds ``DIVERGENCE_FACTOR`` times the first step's loss:
-a blow-up that may never overflow (Adam's step is bounded by its learning rate), where fit would carry on. A
-single spike, such as RMSprop's first steps at its default learning rate, does not count."""
+offers every optimizer of :mod:`dldna.optim`). A browser run is reported as diverged by the rule of
+:mod:`dldna.history` (``DIVERGENCE_FACTOR``, ``DIVERGENCE_WINDOW``), exported to the page with the controls."""
 
 SPEC_FILE = "trainer.json"
 DATA_FILE = "fashion-mnist-subset.bin.gz"

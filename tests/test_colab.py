@@ -92,6 +92,7 @@ nbformat.write(notebook, sys.argv[1])
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a fresh environment, then a whole chapter on the CPU
 @pytest.mark.parametrize("name", ["chapters/getting_started.ipynb", "chapters/exercises/optimizers.ipynb"])
 def test_a_colab_notebook_runs_where_only_the_package_is_installed(colab_like_python: Path, tmp_path: Path, name: str) -> None:
     folder = tmp_path / "reader"
