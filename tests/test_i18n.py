@@ -28,7 +28,7 @@ from dldna.book.segments import located_segments, segments, translate_markdown
 from dldna.book.sentences import as_literal, fill, templates, translate_code
 from dldna.exercises._assignment import assignment_checks
 from dldna.exercises.edition import WRITTEN_ANSWER_PROMPT, key_notebook, student_notebook, write_edition, written_answer_prompt
-from tests.test_notebooks import ROOT
+from tests.test_notebooks import REPOSITORY, ROOT
 
 LANGUAGE = "ko"
 TRANSLATED = [
@@ -235,7 +235,7 @@ NOTEBOOK = {
 def book(tmp_path: Path) -> Path:
     """A book of two pages: an intro and a chapter notebook."""
     (tmp_path / "_config.yml").write_text(
-        "title: A Small Book\nauthor: Someone\nrepository:\n  url: https://github.com/example/book\n"
+        f"title: A Small Book\nauthor: Someone\nrepository:\n  url: {REPOSITORY}\n"
         "parse:\n  myst_enable_extensions: [dollarmath, colon_fence]\n", encoding="utf-8")
     (tmp_path / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nparts:\n  - caption: Part one\n    chapters:\n      - file: chapters/a\n", encoding="utf-8")
