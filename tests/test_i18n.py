@@ -33,6 +33,7 @@ from tests.test_notebooks import REPOSITORY, ROOT
 LANGUAGE = "ko"
 TRANSLATED = [
     BOOK_CATALOG,
+    "intro",
     "chapters/exercises/getting_started",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
