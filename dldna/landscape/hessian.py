@@ -25,7 +25,6 @@ restore every module's mode afterwards and never write to parameters or their ``
 
 from __future__ import annotations
 
-import math
 from contextlib import ExitStack
 from typing import Iterator, Sequence
 
@@ -188,7 +187,7 @@ class HessianOperator:
                     break
                 for accumulated, part in zip(total, output_direction(outputs, self.params, generator)):
                     accumulated.add_(part)
-        return mixed_start(flatten(total).detach(), generator, torch.linalg.vector_norm, math.sqrt(self.dim))
+        return mixed_start(flatten(total).detach(), generator, torch.linalg.vector_norm)
 
     def block_forms(self, probes: list[Tensor]) -> Tensor:
         """``sum_b z_b^T H_bb z_b`` for each probe, over the diagonal blocks of the parameter tensors (``probes[b]``

@@ -68,10 +68,10 @@ def output_direction(outputs: Tensor, inputs: Sequence[Tensor], generator: torch
     return list(torch.autograd.grad(outputs, list(inputs), weights, retain_graph=True, allow_unused=True, materialize_grads=True))
 
 
-def mixed_start(direction: Tensor, generator: torch.Generator, norm: Callable[[Tensor], Tensor], noise_norm: float) -> Tensor:
+def mixed_start(direction: Tensor, generator: torch.Generator, norm: Callable[[Tensor], Tensor]) -> Tensor:
     """``direction`` plus a Gaussian vector of the same ``norm``: a Lanczos start that keeps the direction's head
     start and leaves no eigenvector without a share (a start orthogonal to the top eigenvector would never find
-    it). ``noise_norm`` is the Gaussian vector's expected ``norm``, which spares a product to measure it."""
+    it). Only the proportion matters, so ``norm`` may be a cheap stand-in for the operator's own."""
     noise = torch.randn(direction.shape, generator=generator, dtype=direction.dtype).to(direction.device)
     length = norm(direction)
-    return noise / noise_norm + (direction / length if bool(length > 0) else 0)
+    return noise / norm(noise) + (direction / length if bool(length > 0) else 0)

@@ -30,7 +30,6 @@ not change, on 2-D inputs, with its weight among the parameters), or why not.
 
 from __future__ import annotations
 
-import math
 from contextlib import ExitStack
 from typing import Sequence
 
@@ -156,16 +155,21 @@ class SplitHessian:
     def start_vector(self, seed: int) -> Tensor:
         """A Lanczos start from ``seed``, as :meth:`HessianOperator.start_vector` draws it: ``J^T u`` in the reduced
         coordinates (the gradient of ``<outputs, u>`` in the layer's output and the other parameters, whose lift is
-        ``J^T u`` in the weights), plus a Gaussian vector of the same length in the metric."""
+        ``J^T u`` in the weights), plus a Gaussian vector of about the same length in the metric."""
         generator = torch.Generator().manual_seed(int(seed))
         if isinstance(self.predictions, Tensor):
             with torch.enable_grad():
                 direction = flatten(output_direction(self.predictions, [self.output, *self.rest], generator)).detach()
         else:
             direction = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
-        # A Gaussian u has E[u^T G u] = tr(G) = units * tr(X~ X~^T) + (other parameters).
-        expected = math.sqrt(self.units * float(self.gram.trace()) + (self.dim - self.samples * self.units))
-        return mixed_start(direction, generator, lambda v: torch.dot(v, self.metric(v)).clamp_min(0).sqrt(), expected)
+        # The metric's norm, with the Gram matrix replaced by the mean of its diagonal: no product needed.
+        scale = float(self.gram.diagonal().mean())
+        split = self.samples * self.units
+
+        def norm(v: Tensor) -> Tensor:
+            return (scale * v[:split].square().sum() + v[split:].square().sum()).sqrt()
+
+        return mixed_start(direction, generator, norm)
 
     def lift(self, vector: Tensor) -> Tensor:
         """``P^T u``: a reduced vector as a flat vector of the parameters (in ``params`` order)."""
