@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dldna.history import History
-from dldna.viz.training import smooth
+from dldna.viz.training import LOG_AXIS, smooth
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -51,7 +51,7 @@ def plotly_comparison(runs: Mapping[str, History], captions: Mapping[str, str] |
     fig.data[0].opacity, fig.data[0].line.width = 1.0, 3
     fig.update_layout(
         title=first[1]["title.text"], height=440, sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="optimizer: "), pad=dict(t=40))],
-        xaxis_title="optimizer step", yaxis_title="training loss (cross-entropy, smoothed)", yaxis_type="log",
+        xaxis_title="optimizer step", yaxis=dict(LOG_AXIS, title_text="training loss (cross-entropy, smoothed)"),
         margin=dict(l=60, r=20, t=60, b=40),
     )
     return fig

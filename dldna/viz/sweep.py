@@ -18,7 +18,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from dldna.history import History
-from dldna.viz.training import smooth
+from dldna.viz.training import LOG_AXIS, smooth
 
 
 def _setting(run: History, name: str) -> Any:
@@ -135,7 +135,7 @@ def sweep_slider(
         figure.update_layout(updatemenus=[dict(type="buttons", direction="right", buttons=buttons, x=0.0, xanchor="left", y=1.14, yanchor="bottom")])
     figure.update_xaxes(title_text="epoch", row=1, col=1)
     figure.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
-    figure.update_yaxes(title_text="cross-entropy", type="log", row=1, col=1)
+    figure.update_yaxes(LOG_AXIS, title_text="cross-entropy", row=1, col=1)
     figure.update_yaxes(title_text="test accuracy (%)", row=1, col=2)
     # Title on top, then one row with the buttons (left) and the legend (right), then the plots, then the slider:
     # nothing overlaps at the website's text width (about 700 px) or wider.

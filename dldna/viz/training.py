@@ -14,6 +14,10 @@ from plotly.subplots import make_subplots
 from dldna.history import History
 from dldna.train.seeds import spread
 
+LOG_AXIS = dict(type="log", dtick="D2", tickformat="~g")
+"""A plotly log axis labelled at 1, 2 and 5 of each decade as plain numbers (0.2, 0.5, 1): plotly's default
+labels every digit when a loss spans about one decade, which crowds the axis."""
+
 Runs = Mapping[str, History]
 
 
@@ -110,7 +114,7 @@ def plotly_runs(runs: Runs, title: str | None = None, max_points: int = 400) -> 
             x=epochs, y=100 * np.asarray(run.epochs["test_acc"]), name=name, mode="lines+markers",
             line=dict(color=color), legendgroup=name, showlegend=False, row=1, col=2,
         )
-    fig.update_yaxes(type="log", title_text="training loss", row=1, col=1)
+    fig.update_yaxes(LOG_AXIS, title_text="training loss", row=1, col=1)
     fig.update_yaxes(title_text="test accuracy (%)", row=1, col=2)
     fig.update_xaxes(title_text="optimizer step", row=1, col=1)
     longest = max((len(run.epochs["test_acc"]) for run in runs.values()), default=0)
