@@ -35,6 +35,7 @@ TRANSLATED = [
     BOOK_CATALOG,
     "intro",
     "chapters/exercises/getting_started",
+    "chapters/getting_started",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
