@@ -36,6 +36,7 @@ TRANSLATED = [
     "intro",
     "chapters/exercises/getting_started",
     "chapters/getting_started",
+    "chapters/optimizers",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
@@ -216,6 +217,14 @@ def test_a_translated_sentence_runs_and_shows_the_same_values() -> None:
     assert fill("The loss fell to 0.43, and Adam scored 90%.", templates(CLAIMING_CELL)[0], korean) == shown[0]
     assert fill("Another sentence.", templates(CLAIMING_CELL)[0], korean) is None
     assert eval(as_literal('Quotes " and \\ and {{braces}}'), {}) == 'Quotes " and \\ and {braces}'
+
+
+def test_a_field_may_hold_any_expression() -> None:
+    template = "The order {'changed' if a[:2] != b[:2] else 'held'} at {d['k']:.1f}."
+    korean = "순서는 {'changed' if a[:2] != b[:2] else 'held'}, 값은 {d['k']:.1f}입니다."
+    shown = eval(as_literal(korean), {"a": [1, 2], "b": [2, 1], "d": {"k": 0.5}})
+    assert shown == "순서는 changed, 값은 0.5입니다."
+    assert fill("The order changed at 0.5.", template, korean) == shown
 
 
 # --- Catalogs: extracted, updated, measured ------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import re
-import string
 from collections.abc import Callable
 from functools import cache
 
@@ -73,12 +72,60 @@ def templates(source: str) -> list[str]:
 
 
 def _fields(template: str) -> list[tuple[str, str | None]]:
-    """``(literal text, field)`` pairs of a template; a field is written as in the template (``{loss:.3f}``)."""
-    pieces = []
-    for literal, name, spec, conversion in string.Formatter().parse(template):
-        field = None if name is None else "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-        pieces.append((literal, field))
+    """``(literal text, field)`` pairs of a template; a field is written as in the template (``{loss:.3f}``).
+
+    Read by hand rather than with ``string.Formatter``, which takes the ``!`` of ``!=`` and the ``:`` of a slice
+    inside a field's expression for a conversion and a format spec."""
+    pieces: list[tuple[str, str | None]] = []
+    literal: list[str] = []
+    index = 0
+    while index < len(template):
+        char = template[index]
+        if char in "{}" and template[index + 1 : index + 2] == char:
+            literal.append(char)
+            index += 2
+        elif char == "{":
+            end = _field_end(template, index)
+            pieces.append(("".join(literal), template[index : end + 1]))
+            literal, index = [], end + 1
+        elif char == "}":
+            raise ValueError(f"single '}}' in the sentence {template!r}: write '}}}}' for a brace")
+        else:
+            literal.append(char)
+            index += 1
+    if literal:
+        pieces.append(("".join(literal), None))
     return pieces
+
+
+def _field_end(template: str, start: int) -> int:
+    """The index of the ``}`` that closes the field opened at ``start``, past brackets and strings inside its
+    expression (its format spec, after a ``:`` outside them, holds no braces)."""
+    depth, quote, index = 0, "", start + 1
+    while index < len(template):
+        char = template[index]
+        if depth == 0 and not quote and char == ":":
+            end = template.find("}", index)
+            if end < 0:
+                break
+            return end
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                if char == "}":
+                    return index
+                break
+            depth -= 1
+        index += 1
+    raise ValueError(f"unclosed field in the sentence {template!r}: a field is written {{expression:spec}}")
 
 
 @cache
