@@ -37,6 +37,7 @@ TRANSLATED = [
     "chapters/exercises/getting_started",
     "chapters/getting_started",
     "chapters/optimizers",
+    "chapters/exercises/optimizers",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
