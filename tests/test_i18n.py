@@ -38,6 +38,7 @@ TRANSLATED = [
     "chapters/getting_started",
     "chapters/optimizers",
     "chapters/exercises/optimizers",
+    "chapters/modern_optimizers",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
