@@ -39,6 +39,7 @@ TRANSLATED = [
     "chapters/optimizers",
     "chapters/exercises/optimizers",
     "chapters/modern_optimizers",
+    "chapters/exercises/modern_optimizers",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
