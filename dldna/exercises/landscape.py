@@ -10,8 +10,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from dldna.exercises import register
-from dldna.exercises._grading import all_close, close, same_tensors
-from dldna.landscape import filter_normalize, gaussian_direction, loss_line, sublevel_persistence, trainable_parameters
+from dldna.exercises._grading import all_close, close, delegates_to, one_of, same_tensors
+from dldna.landscape import (
+    evaluate_combinations,
+    filter_normalize,
+    gaussian_direction,
+    loss_line,
+    loss_plane,
+    sublevel_persistence,
+    trainable_parameters,
+)
 
 
 @register(
@@ -50,6 +58,9 @@ def _small_model(seed: int) -> nn.Module:
     "row of the weights; set 1-D tensors to zero.",
 )
 def filter_normalize_check(function) -> tuple[bool, str]:
+    used = delegates_to(function, [filter_normalize])
+    if used:
+        return False, f"Your function calls {used}, the package's own filter normalisation: compute the row norms yourself."
     model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 3)).double()
     weights = trainable_parameters(model)
     direction = gaussian_direction(model, torch.Generator().manual_seed(11))
@@ -67,20 +78,32 @@ def filter_normalize_check(function) -> tuple[bool, str]:
     "torch.func.functional_call(model, weights, (x,)) and F.cross_entropy.",
 )
 def vmap_line(function) -> tuple[bool, str]:
+    used = delegates_to(function, [loss_line, loss_plane, evaluate_combinations])
+    if used:
+        return False, f"Your function calls {used}, which evaluates the line for you: write the vmapped pass yourself."
     model = _small_model(4)
+    forward_calls = []
+    model.register_forward_pre_hook(lambda module, inputs: forward_calls.append(1))
     generator = torch.Generator().manual_seed(5)
     x = torch.randn(40, 6, generator=generator, dtype=torch.float64)
     y = torch.randint(0, 3, (40,), generator=generator)
     direction = gaussian_direction(model, generator)
     alphas = torch.linspace(-1, 1, 9, dtype=torch.float64)
-    reference = loss_line(model, x, y, direction, alphas.numpy(), method="loop").loss
     answer = torch.as_tensor(function(model, x, y, direction, alphas)).detach().double().flatten().numpy()
-    return all_close(answer, reference.tolist(), rel=1e-9, abs_tol=1e-10)
+    if len(forward_calls) != 1:
+        return False, (
+            f"Your function ran the model {len(forward_calls)} times for {len(alphas)} values of alpha; the exercise "
+            "asks for one forward pass over all of them (vmap a function of the weights)."
+        )
+    reference = loss_line(model, x, y, direction, alphas.numpy(), method="loop").loss
+    ok, message = all_close(answer, reference.tolist(), rel=1e-9, abs_tol=1e-10)
+    return ok, f"one forward pass, {message}" if ok else message
 
 
-def _rescaled_change(normalize: bool, factor: float = 10.0) -> bool:
-    """Does the loss at one step along a (raw or filter-normalised) direction change when the first layer of a
-    ReLU network is scaled by ``factor`` and the second by ``1 / factor`` (the same function)?"""
+def _rescaled_changes(factor: float = 10.0) -> dict[str, float]:
+    """How much the loss after one step changes between a small ReLU network and its copy with the first layer
+    scaled by ``factor`` and the second by ``1 / factor`` (the same function), along the raw direction scaled by
+    0.1 and along the filter-normalised one (each normalised to its own network's weights)."""
     model = _small_model(6)
     generator = torch.Generator().manual_seed(7)
     x = torch.randn(64, 6, generator=generator, dtype=torch.float64)
@@ -92,25 +115,30 @@ def _rescaled_change(normalize: bool, factor: float = 10.0) -> bool:
         scaled[3].weight.div_(factor)
     raw = gaussian_direction(model, torch.Generator().manual_seed(8))
 
-    def loss_after_step(net: nn.Module) -> float:
+    def loss_after_step(net: nn.Module, normalize: bool) -> float:
         direction = filter_normalize(raw, trainable_parameters(net)) if normalize else [d * 0.1 for d in raw]
         return float(loss_line(net, x, y, direction, [0.5]).loss[0])
 
-    return abs(loss_after_step(model) - loss_after_step(scaled)) > 1e-6
+    return {kind: abs(loss_after_step(model, kind == "filter") - loss_after_step(scaled, kind == "filter"))
+            for kind in ("raw", "filter")}
 
 
 @register(
     "landscape.rescale-invariance",
     hint="Compute the loss after the same step for the original and the rescaled network, once with the raw "
-    "direction and once with the filter-normalised one, and compare.",
+    "direction and once with the filter-normalised one (normalised to each network's own weights), and give "
+    "the absolute differences.",
 )
-def rescale_invariance(answer: dict[str, bool]) -> tuple[bool, str]:
+def rescale_invariance(answer: dict[str, float]) -> tuple[bool, str]:
     if not isinstance(answer, dict) or set(answer) != {"raw", "filter"}:
-        return False, "Give a dict with the keys 'raw' and 'filter' and a True/False value each."
-    expected = {"raw": _rescaled_change(False), "filter": _rescaled_change(True)}
-    wrong = [key for key in expected if bool(answer[key]) != expected[key]]
-    if wrong:
-        return False, f"The value for {', '.join(repr(k) for k in wrong)} does not match what the two networks give."
+        return False, "Give a dict with the keys 'raw' and 'filter' and the absolute change of the loss for each."
+    expected = _rescaled_changes()
+    ok, message = close(answer["raw"], expected["raw"], rel=1e-6, abs_tol=1e-9)
+    if not ok:
+        return False, f"The raw-direction change: {message} Both losses come from L.loss_line at alpha = 0.5."
+    ok, message = close(answer["filter"], expected["filter"], rel=1e-3, abs_tol=1e-9)
+    if not ok:
+        return False, f"The filter-normalised change: {message} Normalise the direction to each network's own weights."
     return True, "only the raw-direction picture depends on how the weights are scaled."
 
 
@@ -132,4 +160,22 @@ def basins(answer: int) -> tuple[bool, str]:
         return False, f"Expected a whole number of basins, got {type(answer).__name__}."
     if answer == expected:
         return True, "that many basins are separated by barriers higher than 0.5."
-    return False, f"{answer} is {'too many' if answer > expected else 'too few'} basins."
+    return False, f"{answer} basins does not match: a basin counts when its persistence (death - birth) exceeds 0.5."
+
+
+WHY_ONE_BASIN_CHOICES = ("a", "b", "c", "d")
+"""The choices of the exercise's "why" question: (b) is right, the deepest basin's component is never merged."""
+
+
+@register(
+    "landscape.why-one-basin",
+    hint="Follow the sublevel sets as the threshold rises: when two components meet, which one dies, and can the "
+    "component of the lowest point ever meet a deeper one?",
+)
+def why_one_basin(answer: str) -> tuple[bool, str]:
+    return one_of(
+        str(answer).strip().lower(), WHY_ONE_BASIN_CHOICES, lambda: "b",
+        right="the global minimum's component never merges into a deeper one, so its persistence is infinite.",
+        below="That statement does not explain it: ask which component survives each merge of two basins.",
+        name="letter",
+    )

@@ -10,6 +10,8 @@ training trajectories, multi-scale summaries, and the Hessian (curvature).
 - :mod:`~dldna.landscape.costs`: what each of these costs, measured.
 - :mod:`~dldna.landscape.trajectory`: weights saved during training, projected to two dimensions.
 - :mod:`~dldna.landscape.multiscale`: wavelet energy and sublevel-set persistence of a computed surface.
+- :mod:`~dldna.landscape.weights`: the model at a saved weight vector.
+- :mod:`~dldna.landscape.stand_in`: an inverted Gaussian fitted to a surface, and where it is not convex.
 
 The toy surfaces of the optimizer chapters are :mod:`dldna.toy`.
 """
@@ -36,6 +38,7 @@ from dldna.landscape.interpolation import interpolate
 from dldna.landscape.multiscale import Persistence, WaveletEnergy, sublevel_persistence, wavelet_energy
 from dldna.landscape.params import flatten, trainable_names, trainable_parameters, unflatten
 from dldna.landscape.split import SplitHessian
+from dldna.landscape.stand_in import InvertedGaussian, fit_inverted_gaussian
 from dldna.landscape.surface import Surface, evaluate_combinations, loss_line, loss_plane, random_direction_losses
 from dldna.landscape.trajectory import (
     TrajectoryPCA,
@@ -45,10 +48,12 @@ from dldna.landscape.trajectory import (
     project_on_plane,
     trajectory_pca,
 )
+from dldna.landscape.weights import with_weights
 
 __all__ = [
     "Cost",
     "HessianOperator",
+    "InvertedGaussian",
     "Persistence",
     "SplitHessian",
     "Surface",
@@ -58,6 +63,7 @@ __all__ = [
     "embed_snapshots",
     "evaluate_combinations",
     "filter_normalize",
+    "fit_inverted_gaussian",
     "flatten",
     "full_hessian",
     "gaussian_direction",
@@ -83,4 +89,5 @@ __all__ = [
     "trajectory_pca",
     "unflatten",
     "wavelet_energy",
+    "with_weights",
 ]
