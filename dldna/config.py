@@ -72,6 +72,14 @@ class Size:
 
 EXPERIMENTS: dict[str, dict[str, Size]] = {
     # "<chapter>.<experiment>": {"cpu": Size(...), "full": Size(...)}, in the chapters' reading order
+    "getting_started.first-run": {"cpu": Size(None, None, 8), "full": Size(None, None, 15)},
+    "optimizers.classic": {"cpu": Size(None, None, 4, 3), "full": Size(None, None, 10, 3)},
+    "optimizers.sweep": {"cpu": Size(None, None, 3), "full": Size(None, None, 6)},
+    "modern_optimizers.weight-decay": {"cpu": Size(None, None, 2, 3), "full": Size(None, None, 10, 3)},
+    "modern_optimizers.tuned": {"cpu": Size(50_000, None, 4, 3), "full": Size(50_000, None, 16, 3)},
+    "modern_optimizers.averaging": {"cpu": Size(50_000, None, 4, 3), "full": Size(50_000, None, 20, 3)},
+    "optimizers_at_scale.fashion": {"cpu": Size(2_000, 1_000, 3, 3), "full": Size(None, None, 10, 3)},
+    "optimizers_at_scale.cifar": {"cpu": Size(None, None, 15), "full": Size(None, None, 15)},
 }
 """The sizes of the book's experiments whose outcome a chapter states, by name, under the ``cpu`` and ``full``
 budgets: the one place that says how much each conclusion rests on. :meth:`Budget.size` reads it."""

@@ -3,7 +3,8 @@ and the range test, gradient clipping, the gradient noise scale, and the debuggi
 
 - :mod:`~dldna.dynamics.metrics`: callbacks (:class:`LayerStats`, :class:`EffectiveLR`, :class:`LossImprovement`,
   :class:`StopAtTarget`, :class:`Sharpness`) and :func:`series` to read their records.
-- :mod:`~dldna.dynamics.noise`: :class:`GradientNoiseScale`, :func:`estimate_noise_scale`, :func:`two_batch_noise_scale`.
+- :mod:`~dldna.dynamics.noise`: :class:`GradientNoiseScale`, :func:`estimate_noise_scale`, :func:`two_batch_noise_scale`,
+  :func:`minibatch_gradient_error` (the noise model checked against the exact full gradient).
 - :mod:`~dldna.dynamics.batch_size`: :func:`batch_size_sweep` (steps to a target per batch size), :func:`fit_step_curve`, :func:`scaling_regimes`.
 - :mod:`~dldna.dynamics.range_test`: :func:`lr_range_test` (the schedules themselves are
   :func:`dldna.train.make_scheduler` and :func:`dldna.train.lr_curve`).
@@ -32,7 +33,17 @@ from dldna.dynamics.metrics import (
     series,
     top_hessian_eigenvalue,
 )
-from dldna.dynamics.noise import GradientNoiseScale, NoiseScale, estimate_noise_scale, noise_from_batch_gradients, two_batch_noise_scale
+from dldna.dynamics.noise import (
+    GradientNoiseScale,
+    MinibatchError,
+    NoiseScale,
+    estimate_noise_scale,
+    flat_gradient,
+    full_gradient,
+    minibatch_gradient_error,
+    noise_from_batch_gradients,
+    two_batch_noise_scale,
+)
 from dldna.dynamics.range_test import RangeTestResult, lr_range_test
 
 __all__ = [
@@ -43,6 +54,7 @@ __all__ = [
     "GradientNoiseScale",
     "LayerStats",
     "LossImprovement",
+    "MinibatchError",
     "NoiseScale",
     "RangeTestResult",
     "Sharpness",
@@ -55,9 +67,12 @@ __all__ = [
     "check_random_labels",
     "effective_lr",
     "estimate_noise_scale",
+    "flat_gradient",
+    "full_gradient",
     "fit_step_curve",
     "layer_parameters",
     "lr_range_test",
+    "minibatch_gradient_error",
     "scaling_regimes",
     "noise_from_batch_gradients",
     "series",

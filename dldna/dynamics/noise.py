@@ -20,11 +20,19 @@ Two unbiased estimators are given; both need only gradients:
 
 Both ``tr(Sigma)`` and ``|G|^2`` estimates are noisy, and ``|G|^2`` can even come out negative; the paper
 averages each over many steps before taking the ratio, which the callback does with an exponential average.
+
+:func:`minibatch_gradient_error` checks the noise model itself on a training set of ``N`` samples: it compares
+random minibatch gradients with the exact full gradient (:func:`full_gradient`) and with the prediction
+``E|G_B - G|^2 = tr(Sigma)/B * (1 - B/N)``. The factor ``1 - B/N`` is the finite-population correction of a
+batch drawn *without* replacement, as ``fit`` draws it (a batch of all ``N`` samples has no noise); the
+``1/B`` law alone assumes independent draws and overstates the noise of large batches.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +85,28 @@ def noise_from_batch_gradients(gradients: torch.Tensor, batch_size: int) -> Nois
 def _flat_gradient(model: nn.Module, params: list[nn.Parameter], x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
     grads = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
     return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)])
+
+
+def flat_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy) -> torch.Tensor:
+    """The gradient of the mean loss over ``(x, y)`` with respect to every trainable parameter of ``model``, as one
+    flat vector (parameters in ``model.parameters()`` order). ``.grad`` is left untouched."""
+    return _flat_gradient(model, [p for p in model.parameters() if p.requires_grad], x, y, loss_fn)
+
+
+def full_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy, chunk: int = 8192
+) -> torch.Tensor:
+    """:func:`flat_gradient` over all of ``(x, y)``, summed over chunks of ``chunk`` samples so that a whole
+    training set fits in memory; ``loss_fn`` must average over the samples (as cross-entropy does)."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive number of samples, got {chunk}")
+    total = None
+    for start in range(0, len(y), chunk):
+        part = flat_gradient(model, x[start : start + chunk], y[start : start + chunk], loss_fn) * len(y[start : start + chunk])
+        total = part if total is None else total + part
+    if total is None:
+        raise ValueError("x and y hold no samples")
+    return total / len(y)
 
 
 def _batch_gradients(model: nn.Module, chunks: list[tuple[torch.Tensor, torch.Tensor]], loss_fn: LossFn) -> torch.Tensor:
@@ -159,3 +189,75 @@ class GradientNoiseScale(Callback):
             "noise_scale",
             {"step": state.step, "trace": estimate.trace, "grad_sq": estimate.grad_sq, "b_simple": trace / grad_sq if grad_sq > 0 else float("nan")},
         )
+
+
+@dataclass(frozen=True)
+class MinibatchError:
+    """What :func:`minibatch_gradient_error` measured, one entry per batch size.
+
+    ``relative_error`` is the root mean square of ``|g_B - g| / |g|`` over the draws, ``cosine`` the mean cosine
+    between ``g_B`` and the full gradient ``g``; ``predicted`` is ``sqrt(trace / B * (1 - B / N)) / |g|`` for a
+    batch drawn without replacement and ``predicted_independent`` the same without the factor ``1 - B/N``.
+    ``trace`` estimates ``tr(Sigma)`` (:func:`estimate_noise_scale`), ``grad_sq`` is the exact ``|g|^2``.
+    """
+
+    batch_sizes: tuple[int, ...]
+    relative_error: tuple[float, ...]
+    cosine: tuple[float, ...]
+    predicted: tuple[float, ...]
+    predicted_independent: tuple[float, ...]
+    trace: float
+    grad_sq: float
+    population: int
+
+    @property
+    def b_simple(self) -> float:
+        """The simple noise scale ``tr(Sigma) / |g|^2`` with the exact full gradient."""
+        return self.trace / self.grad_sq
+
+
+def minibatch_gradient_error(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_sizes: Sequence[int],
+    *,
+    draws: int = 16,
+    noise_batch: int = 64,
+    noise_batches: int = 64,
+    loss_fn: LossFn = F.cross_entropy,
+    seed: int = 0,
+) -> MinibatchError:
+    """How far minibatch gradients of ``model`` at its current weights stray from the full gradient over the
+    ``N = len(y)`` samples, measured and predicted.
+
+    For each batch size, ``draws`` batches are drawn uniformly without replacement (as an epoch of ``fit`` draws
+    them) and compared with the exact full gradient. The prediction uses ``tr(Sigma)`` from
+    :func:`estimate_noise_scale` over ``noise_batches`` disjoint batches of ``noise_batch`` samples, and the
+    finite-population factor ``1 - B/N``. Gradients are taken in training mode; the model is left as it was.
+    """
+    population = len(y)
+    sizes = tuple(int(b) for b in batch_sizes)
+    if not sizes or any(not 1 <= b <= population for b in sizes):
+        raise ValueError(f"batch_sizes must be between 1 and the {population} samples given, got {list(batch_sizes)}")
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    noise = estimate_noise_scale(model, x, y, batch_size=noise_batch, num_batches=noise_batches, loss_fn=loss_fn, seed=seed)
+    generator = torch.Generator(device="cpu").manual_seed(seed + 1)
+    with training_mode(model):
+        full = full_gradient(model, x, y, loss_fn)
+        full_norm = full.norm()
+        errors, cosines = [], []
+        for b in sizes:
+            squared, cosine = [], []
+            for _ in range(draws):
+                index = torch.randperm(population, generator=generator)[:b].to(y.device)
+                g = flat_gradient(model, x[index], y[index], loss_fn)
+                squared.append(((g - full).norm() / full_norm).item() ** 2)
+                cosine.append(F.cosine_similarity(g, full, dim=0).item())
+            errors.append(math.sqrt(sum(squared) / draws))
+            cosines.append(sum(cosine) / draws)
+    grad_sq = full_norm.item() ** 2
+    independent = tuple(math.sqrt(noise.trace / b / grad_sq) for b in sizes)
+    predicted = tuple(value * math.sqrt(1 - b / population) for value, b in zip(independent, sizes))
+    return MinibatchError(sizes, tuple(errors), tuple(cosines), predicted, independent, noise.trace, grad_sq, population)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dldna.exercises import register
-from dldna.exercises._grading import all_close, close, one_of, same_tensors
+from dldna.exercises._grading import all_close, close, delegates_to, one_of, same_tensors
 
 
 @register("start.parameter-count", hint="Each Linear(n_in, n_out) layer has n_in * n_out weights plus n_out biases.")
@@ -52,6 +52,11 @@ def accuracy(function) -> tuple[bool, str]:
     hint="Zero the gradients, compute the loss, call backward(), step the optimizer, return the loss as a float.",
 )
 def train_step(function) -> tuple[bool, str]:
+    from dldna.train import fit, fit_fast
+
+    used = delegates_to(function, [fit, fit_fast])
+    if used:
+        return False, f"train_step calls {used}, the book's whole training loop: write the four lines of one step yourself."
     def fresh() -> tuple[nn.Module, torch.optim.Optimizer]:
         torch.manual_seed(0)
         model = nn.Linear(5, 3)
@@ -100,5 +105,22 @@ def smallest_diverging_lr() -> float | None:
 def divergence(answer: float) -> tuple[bool, str]:
     return one_of(
         answer, DIVERGENCE_LRS, smallest_diverging_lr, right="below it every run stays finite for one epoch.",
-        below="That run does not diverge within one epoch.", above="A smaller learning rate in the list already diverges.",
+        below="That is not the smallest learning rate whose run diverges: look at history.diverged for every run.",
+    )
+
+
+WHY_DIVERGENCE_CHOICES = ("a", "b", "c", "d")
+
+
+@register(
+    "start.why-divergence",
+    hint="Ask what a gradient step does to the distance from the minimum of a bowl, and what in each statement "
+    "depends on the learning rate at all.",
+)
+def why_divergence(answer: str) -> tuple[bool, str]:
+    return one_of(
+        str(answer).strip().lower(), WHY_DIVERGENCE_CHOICES, lambda: "b",
+        right="each step overshoots by more than it started with, so the distance grows geometrically.",
+        below="That statement does not explain it: check whether what it names depends on the learning rate.",
+        name="letter",
     )

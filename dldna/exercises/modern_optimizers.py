@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from dldna.exercises import register
-from dldna.exercises._grading import all_close, close, one_of, same_tensors
+from dldna.exercises._grading import all_close, close, delegates_to, one_of, same_tensors
 
 L2_START = (1.0, 1.0)
 L2_GRAD = (0.5, -0.05)
@@ -71,7 +71,7 @@ def radam_switch(answer: tuple[float, int]) -> tuple[bool, str]:
         return False, f"ρ_∞: {message}"
     expected = radam_first_adaptive_step(beta2)
     if first != expected:
-        return False, f"Step {first} is {'too early' if first < expected else 'too late'}: check ρ_t around it."
+        return False, f"Step {first} is not the first step with ρ_t > 5: compute ρ_t at it and at the step before it."
     return True, "ρ_t crosses 5 at exactly that step; before it RAdam is SGD with momentum."
 
 
@@ -81,7 +81,11 @@ def radam_switch(answer: tuple[float, int]) -> tuple[bool, str]:
     "m ← β₂ m + (1-β₂) g. The decay stays outside the sign.",
 )
 def lion_update_check(function) -> tuple[bool, str]:
-    from dldna.optim import Lion
+    from dldna.optim import Lion, lion_update
+
+    used = delegates_to(function, [Lion, lion_update])
+    if used:
+        return False, f"lion calls {used}, the package's Lion: write the three lines of the update yourself."
 
     generator = torch.Generator().manual_seed(5)
     start = torch.randn(7, 3, generator=generator, dtype=torch.float64)
@@ -115,6 +119,12 @@ def reference_trust_ratio(weight: torch.Tensor, update: torch.Tensor) -> float:
     hint="Use the L2 norms of the whole layer: ‖w‖ / ‖u‖. Return 1.0 when either norm is zero.",
 )
 def trust_ratio_check(function) -> tuple[bool, str]:
+    from dldna.optim.lamb import lamb_trust_ratio
+    from dldna.optim.lars import lars_trust_ratio
+
+    used = delegates_to(function, [lars_trust_ratio, lamb_trust_ratio])
+    if used:
+        return False, f"trust_ratio calls {used}: compute the two norms and their ratio yourself."
     generator = torch.Generator().manual_seed(2)
     cases = [
         (torch.randn(64, 32, generator=generator), 1e-3 * torch.randn(64, 32, generator=generator)),
@@ -177,29 +187,41 @@ def smallest_state_check(answer: tuple[str, int]) -> tuple[bool, str]:
 
 
 L2_SCALES = tuple(float(s) for s in np.logspace(-4, 1, 11))
+L2_DECAYS = (1e-1, 1e-2, 1e-3)
 
 
-def l2_closest_scale() -> float:
-    """Run the experiment of exercise ``modern.l2-honest-scale``."""
+def l2_closest_scales() -> list[float]:
+    """Run the experiment of exercise ``modern.l2-honest-scale``: for each decay in :data:`L2_DECAYS`, the gradient
+    scale at which Adam + L2 applies the decay closest to the nominal one."""
     from dldna.optim import Adam
     from dldna.toy import decay_response
 
-    response = decay_response(Adam, L2_SCALES, lr=1e-3, weight_decay=1e-2, steps=200)
-    return L2_SCALES[int(np.argmin(np.abs(np.log(response))))]
+    closest = []
+    for decay in L2_DECAYS:
+        response = decay_response(Adam, L2_SCALES, lr=1e-3, weight_decay=decay, steps=200)
+        closest.append(L2_SCALES[int(np.argmin(np.abs(np.log(response))))])
+    return closest
 
 
 @register(
     "modern.l2-honest-scale",
-    hint="Call decay_response(Adam, scales, lr=1e-3, weight_decay=1e-2, steps=200) and pick the scale whose "
-    "response is closest to 1 on a log scale (smallest |log(response)|).",
+    hint="For each λ call decay_response(Adam, scales, lr=1e-3, weight_decay=λ, steps=200) and pick the scale "
+    "whose response is closest to 1 on a log scale (smallest |log(response)|).",
 )
-def l2_honest_scale(answer: float) -> tuple[bool, str]:
-    if not any(math.isclose(float(answer), scale, rel_tol=1e-6) for scale in L2_SCALES):
-        return False, "The answer should be one of the eleven scales in np.logspace(-4, 1, 11)."
-    expected = l2_closest_scale()
-    if math.isclose(float(answer), expected, rel_tol=1e-6):
-        return True, "at that gradient size Adam's normaliser happens to give L2 decay its nominal strength."
-    return False, f"At gradient size {float(answer):g} the response is further from 1 than at another scale."
+def l2_honest_scale(answer: list[float]) -> tuple[bool, str]:
+    try:
+        values = [float(value) for value in answer]
+    except (TypeError, ValueError):
+        return False, "Give a list of three scales, one per λ in (1e-1, 1e-2, 1e-3)."
+    if len(values) != len(L2_DECAYS):
+        return False, f"Give {len(L2_DECAYS)} scales, one per λ, got {len(values)}."
+    for value in values:
+        if not any(math.isclose(value, scale, rel_tol=1e-6) for scale in L2_SCALES):
+            return False, "Each answer should be one of the eleven scales in np.logspace(-4, 1, 11)."
+    for decay, value, expected in zip(L2_DECAYS, values, l2_closest_scales()):
+        if not math.isclose(value, expected, rel_tol=1e-6):
+            return False, f"For λ = {decay:g}, at gradient size {value:g} the response is further from 1 than at another scale."
+    return True, "the same scale for every λ: Adam's normaliser, not λ, decides where L2 decay is honest."
 
 
 SOPHIA_MOMENTUM = (0.02, -0.5, 0.003)
@@ -225,19 +247,3 @@ def sophia_change() -> list[float]:
 )
 def sophia_step(answer: list[float]) -> tuple[bool, str]:
     return all_close(answer, sophia_change(), rel=1e-6, abs_tol=1e-12)
-
-
-@register(
-    "modern.activation-bytes",
-    hint="Per image, count the numbers a layer needs again in the backward pass: a linear layer keeps its input, "
-    "a ReLU its output. A tensor kept by two layers is stored once, and weights are parameters, not activations.",
-)
-def activation_bytes_by_hand(answer: int) -> tuple[bool, str]:
-    from torch import nn
-
-    from dldna.train import activation_bytes
-
-    batch = 32
-    network = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    expected = activation_bytes(network, torch.zeros(batch, 784), torch.zeros(batch), lambda outputs, targets: outputs.sum())
-    return close(answer, expected, rel=0.0, abs_tol=0.5)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from dldna.exercises import register
-from dldna.exercises._grading import all_close, one_of, same_tensors
+from dldna.exercises._grading import all_close, delegates_to, one_of, same_tensors
 
 MOMENTUM_BY_HAND = dict(w0=1.0, lr=0.1, momentum=0.9, steps=3)
 SADDLE_BETAS = (0.0, 0.3, 0.6, 0.9)
@@ -96,7 +96,11 @@ def bias_correction(answer: list[float]) -> tuple[bool, str]:
     "w - lr·m̂/(√v̂ + ε). Return new tensors (w, m, v).",
 )
 def adam_update_check(function) -> tuple[bool, str]:
-    from dldna.optim import Adam
+    from dldna.optim import Adam, adam_update
+
+    used = delegates_to(function, [Adam, adam_update])
+    if used:
+        return False, f"adam_step calls {used}, the package's Adam: write the update from the chapter's equations."
 
     generator = torch.Generator().manual_seed(7)
     for lr, betas, eps in ((1e-2, (0.9, 0.999), 1e-8), (3e-2, (0.8, 0.99), 1e-6)):
@@ -125,8 +129,12 @@ def adam_update_check(function) -> tuple[bool, str]:
 )
 def heavy_ball_check(function) -> tuple[bool, str]:
     from dldna import toy
+    from dldna.optim import SGD, sgd_update
     from dldna.toy import momentum
-    from dldna.optim import SGD
+
+    used = delegates_to(function, [SGD, sgd_update, toy.run_optimizer])
+    if used:
+        return False, f"heavy_ball calls {used}: write Polyak's recursion itself, one line per step."
 
     eigenvalues = [0.05, 0.4, 1.0]
     loss = momentum.quadratic(eigenvalues)
@@ -157,7 +165,7 @@ def saddle_escape_answer() -> float | None:
 def saddle_escape(answer: float) -> tuple[bool, str]:
     return one_of(
         answer, SADDLE_BETAS, saddle_escape_answer, right="smaller momenta are still near the ridge after that many steps.",
-        below="That run has not passed |y| > 1 within the step budget.", above="A smaller momentum in the list already escapes.",
+        below="That is not the smallest momentum whose run passes |y| > 1 within 200 steps: check every run's path.",
     )
 
 
@@ -179,7 +187,31 @@ def momentum_rate_check(answer: float) -> tuple[bool, str]:
     return one_of(
         answer, RATE_BETAS, fastest_momentum,
         right="the slowest eigen-direction decides, and this β balances the smallest and largest curvature.",
-        below="Another β in the list gives a smaller worst-case rate: try more momentum.",
-        above="Another β in the list gives a smaller worst-case rate: try less momentum.",
+        below="Another β in the list gives a smaller worst-case rate: measure the rate of every β, and ask which "
+        "direction of the spectrum is slowest at each.",
     )
 
+
+
+@register(
+    "optim.nesterov-lookahead",
+    hint="Keep a velocity v (zeros at first); each step takes the gradient at w + β v, sets v ← β v - lr·grad, "
+    "then w ← w + v, and records w + β v with the new v.",
+)
+def nesterov_lookahead_check(function) -> tuple[bool, str]:
+    from dldna import toy
+    from dldna.optim import SGD, sgd_update
+    from dldna.toy import momentum
+
+    used = delegates_to(function, [SGD, sgd_update, toy.run_optimizer, momentum.lookahead_nesterov])
+    if used:
+        return False, f"nesterov_lookahead calls {used}: write the look-ahead loop itself."
+    loss = momentum.quadratic([0.05, 0.4, 1.0])
+    start = [1.0, -2.0, 0.5]
+    for lr, beta in ((0.5, 0.8), (1.2, 0.3)):
+        expected = toy.run_optimizer(loss, SGD, start, 40, lr=lr, momentum=beta, nesterov=True).points[1:]
+        result = function(torch.func.grad(loss), torch.tensor(start, dtype=torch.float64), lr, beta, 40)
+        ok, message = same_tensors([torch.as_tensor(result)], [torch.as_tensor(expected)], atol=1e-10)
+        if not ok:
+            return False, f"With lr={lr}, β={beta} your look-ahead points differ from SGD(nesterov=True): {message}"
+    return True, "the look-ahead points are exactly the iterates of torch's Nesterov form."

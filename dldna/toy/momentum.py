@@ -16,12 +16,14 @@ whose eigenvalues solve ``z² - (1 + β - lr λ) z + β = 0``: the same polynomi
   so the number of steps to a given accuracy grows like ``√κ`` instead of ``κ``.
 
 :func:`measured_rate` reads the rate off the iterates of a real optimizer class (``dldna.optim.SGD`` by
-default), so the theory is checked against the code that trains networks.
+default), so the theory is checked against the code that trains networks. :func:`lookahead_nesterov` runs
+Nesterov's method in the look-ahead form of Sutskever et al. (2013), whose look-ahead points are the iterates
+of torch's ``nesterov=True``.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +35,7 @@ __all__ = [
     "MOMENTUM_REGIMES",
     "best_gd",
     "best_momentum",
+    "lookahead_nesterov",
     "measured_rate",
     "momentum_matrix",
     "momentum_rate",
@@ -154,3 +157,28 @@ def measured_rate(
         raise ValueError("the iterates reached zero to machine precision: use fewer steps")
     slope = np.polyfit(np.arange(distances.size), np.log(distances), 1)[0]
     return float(np.exp(slope))
+
+
+def lookahead_nesterov(
+    grad: Callable[[Tensor], Tensor], start: Sequence[float] | Tensor, lr: float, momentum: float, steps: int
+) -> tuple[Tensor, Tensor]:
+    """Nesterov's method as Sutskever et al. (2013) write it, from velocity ``v = 0``: the gradient is taken at
+    the look-ahead point ``w + μ v``, where momentum alone would carry the weights,
+
+        v ← μ v − lr ∇L(w + μ v),    w ← w + v.
+
+    Returns ``(weights, lookahead)``, each of shape ``(steps, d)``: ``w_t`` and ``w_t + μ v_t`` for
+    ``t = 1 .. steps`` (float64). Torch's form, ``b ← μ b + g`` and ``w ← w − lr (g + μ b)`` with ``g`` the
+    gradient at its own parameters, keeps the look-ahead point as its parameters: its iterates are ``lookahead``.
+    """
+    if steps < 1:
+        raise ValueError(f"Invalid steps: steps={steps!r} (need >= 1)")
+    weights = torch.as_tensor(start, dtype=torch.float64).clone()
+    velocity = torch.zeros_like(weights)
+    path, ahead = [], []
+    for _ in range(steps):
+        velocity = momentum * velocity - lr * grad(weights + momentum * velocity)
+        weights = weights + velocity
+        path.append(weights)
+        ahead.append(weights + momentum * velocity)
+    return torch.stack(path), torch.stack(ahead)

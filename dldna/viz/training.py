@@ -70,10 +70,11 @@ def plot_spread(groups: Mapping[str, Sequence[History]], title: str | None = Non
     """Several seeds per setting: the mean training loss per step (smoothed) and the mean test accuracy per epoch,
     each with a band from the lowest to the highest seed, so a reader sees whether two settings' runs overlap.
     Legend entries give the final test accuracy as mean ± standard deviation and the number of seeds."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-    for name, runs in groups.items():
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(13, 3.8), constrained_layout=True)
+    for index, (name, runs) in enumerate(groups.items()):
         if not runs:
             raise ValueError(f"setting {name!r} has no runs")
+        style = "-" if index < 10 else "--"  # the colour cycle has ten colours: later settings are dashed
         window = _smoothing_window(runs[0])
         loss = _padded([smooth(run.steps["loss"], window) for run in runs])
         accuracy = 100 * _padded([np.asarray(run.epochs["test_acc"]) for run in runs])
@@ -81,16 +82,16 @@ def plot_spread(groups: Mapping[str, Sequence[History]], title: str | None = Non
         final = spread(runs)
         diverged = sum(run.diverged for run in runs)
         label = f"{name}: {final.mean:.1%} ± {final.std:.1%} ({len(runs)} seeds" + (f", {diverged} diverged)" if diverged else ")")
-        (line,) = ax_loss.plot(steps, np.nanmean(loss, axis=0), lw=1.4, label=label)
+        (line,) = ax_loss.plot(steps, np.nanmean(loss, axis=0), style, lw=1.4, label=label)
         ax_loss.fill_between(steps, np.nanmin(loss, axis=0), np.nanmax(loss, axis=0), color=line.get_color(), alpha=0.2, lw=0)
-        ax_acc.plot(epochs, np.nanmean(accuracy, axis=0), "o-", ms=3, color=line.get_color(), label=label)
+        ax_acc.plot(epochs, np.nanmean(accuracy, axis=0), "o" + style, ms=3, color=line.get_color(), label=label)
         ax_acc.fill_between(epochs, np.nanmin(accuracy, axis=0), np.nanmax(accuracy, axis=0), color=line.get_color(), alpha=0.2, lw=0)
     if log_loss:
         ax_loss.set_yscale("log")
     ax_loss.set(xlabel="optimizer step", ylabel="training loss (cross-entropy)", title="Training loss (mean, band: all seeds)")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy (mean, band: all seeds)")
     ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_acc.legend(fontsize=7, loc="lower right")
+    ax_acc.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # beside the data, never over it
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     if title:
