@@ -5,7 +5,7 @@ One run trains a fresh model with :func:`dldna.train.fit` (data on the device, b
 augmentation, linear warm-up then cosine decay) and records what tells optimizers apart at this size: test
 accuracy and loss, the gradient norm, the optimizer's state in bytes, peak GPU memory and time per epoch.
 :data:`SCALE_MODELS` are the networks at GPU size; :data:`CPU_SCALE_MODELS` are the same architectures made
-narrower (and the transformer shallower) so that a CPU trains them in seconds. :func:`compare_at_scale` runs
+narrower and shallower so that a CPU trains them in seconds. :func:`compare_at_scale` runs
 every network with every optimizer for several seeds; :func:`checkpoint_cost` and
 :func:`forward_backward_seconds` measure what a step keeps and what it takes; :func:`estimate_epoch_seconds`
 times a few steps to say what a whole epoch would cost on this machine.
