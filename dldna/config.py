@@ -80,6 +80,19 @@ EXPERIMENTS: dict[str, dict[str, Size]] = {
     "modern_optimizers.averaging": {"cpu": Size(50_000, None, 4, 3), "full": Size(50_000, None, 20, 3)},
     "optimizers_at_scale.fashion": {"cpu": Size(2_000, 1_000, 3, 3), "full": Size(None, None, 10, 3)},
     "optimizers_at_scale.cifar": {"cpu": Size(None, None, 15), "full": Size(None, None, 15)},
+    "dynamics.phases": {"cpu": Size(None, None, 2), "full": Size(None, None, 5)},
+    "dynamics.depth": {"cpu": Size(None, None, 1, 3), "full": Size(None, None, 1, 3)},
+    "dynamics.schedules": {"cpu": Size(None, None, 2, 3), "full": Size(None, None, 5, 3)},
+    "dynamics.remedies": {"cpu": Size(None, None, 2), "full": Size(None, None, 5)},
+    "initialization.schemes": {"cpu": Size(10_000, None, 2, 3), "full": Size(None, None, 10, 3)},
+    "normalization.sigmoid": {"cpu": Size(10_000, None, 3, 3), "full": Size(None, None, 10, 3)},
+    "normalization.learning-rates": {"cpu": Size(10_000, None, 2, 3), "full": Size(None, None, 5, 3)},
+    "normalization.small-batch": {"cpu": Size(2_000, None, 2, 3), "full": Size(20_000, None, 2, 3)},
+    "landscape.trained": {"cpu": Size(None, None, 4), "full": Size(None, None, 20)},
+    "landscape.small-batch": {"cpu": Size(None, None, 8, 3), "full": Size(None, None, 10, 3)},
+    "landscape.large-batch": {"cpu": Size(None, None, 16, 3), "full": Size(None, None, 60, 3)},
+    "landscape.skip": {"cpu": Size(None, None, 2, 3), "full": Size(None, None, 10, 3)},
+    "landscape.trajectories": {"cpu": Size(None, None, 3), "full": Size(None, None, 10)},
 }
 """The sizes of the book's experiments whose outcome a chapter states, by name, under the ``cpu`` and ``full``
 budgets: the one place that says how much each conclusion rests on. :meth:`Budget.size` reads it."""
