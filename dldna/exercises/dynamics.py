@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
+from torch import nn
 
-from dldna.dynamics import noise_from_batch_gradients
+from dldna.data import Dataset
+from dldna.dynamics import GradientClipping, noise_from_batch_gradients
 from dldna.exercises import register
-from dldna.exercises._grading import all_close, close, same_tensors
-from dldna.train import lr_curve
+from dldna.exercises._grading import all_close, close, delegates_to, same_tensors
+from dldna.optim import SGD
+from dldna.train import fit, lr_curve
 
 STABILITY_LR, STABILITY_CURVATURE = 0.05, 50.0
 SCALING_BASE_LR, SCALING_BASE_BATCH, SCALING_BATCH = 0.1, 256, 8192
@@ -74,6 +78,9 @@ def noise_scale(function) -> tuple[bool, str]:
     hint="Compute one norm over all tensors together; scale every tensor by max_norm / norm only when norm > max_norm.",
 )
 def clip_norm(function) -> tuple[bool, str]:
+    used = delegates_to(function, [torch.nn.utils.clip_grad_norm_, torch.nn.utils.clip_grads_with_norm_, GradientClipping])
+    if used:
+        return False, f"clip_by_global_norm calls {used}, which does the clipping for you: compute the joint norm and the scale yourself."
     generator = torch.Generator().manual_seed(2)
     for max_norm in (0.5, 100.0):
         grads = [torch.randn(4, 3, generator=generator), torch.randn(7, generator=generator)]
@@ -91,18 +98,52 @@ def clip_norm(function) -> tuple[bool, str]:
     return True, "agrees with torch.nn.utils.clip_grad_norm_ below and above the threshold."
 
 
+DIVERGENCE_STEPS = 300
+
+
+def half_mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The loss of the divergence exercise: half the mean squared error of a one-output model."""
+    return 0.5 * (outputs.squeeze(1) - targets).pow(2).mean()
+
+
+@lru_cache(maxsize=1)
+def diverging_lrs() -> tuple[float, ...]:
+    """The experiment of ``dynamics.divergence-lrs``: the rates of :data:`DIVERGENCE_LRS` whose full-batch gradient
+    descent run (``fit``, :data:`DIVERGENCE_STEPS` steps, zero start) ends with status ``"diverged"``."""
+    x, y = divergence_problem()
+    data = Dataset("least squares", x, y, x, y, ("value",), (0.0,), (1.0,))
+    diverged = []
+    for lr in DIVERGENCE_LRS:
+        model = nn.Linear(5, 1, bias=False)
+        nn.init.zeros_(model.weight)
+        history = fit(model, SGD(model.parameters(), lr=lr), data, epochs=DIVERGENCE_STEPS, batch_size=len(y),
+                      loss_fn=half_mse, device="cpu", progress=False)
+        if history.diverged:
+            diverged.append(lr)
+    return tuple(diverged)
+
+
 @register(
     "dynamics.divergence-lrs",
     hint="Run fit once per learning rate and keep those whose History has status 'diverged'.",
 )
 def divergence_lrs(answer: list[float]) -> tuple[bool, str]:
-    x, _ = divergence_problem()
-    curvature = torch.linalg.eigvalsh(x.T @ x / len(x)).max().item()
-    expected = sorted(lr for lr in DIVERGENCE_LRS if lr * curvature > 2)
     try:
         given = sorted(float(lr) for lr in answer)
     except (TypeError, ValueError):
         return False, "Give a list of learning rates."
-    if given == expected:
-        return True, "exactly the rates above 2 / (largest Hessian eigenvalue) diverge."
-    return False, f"{len(given)} rates given, and the set is not the one that diverges."
+    if given == sorted(diverging_lrs()):
+        return True, "exactly the runs that fit reported as diverged."
+    return False, f"{len(given)} rates given, and the set is not the one whose runs fit reported as diverged."
+
+
+@register(
+    "dynamics.divergence-boundary",
+    hint="The Hessian of half the mean squared error of a linear model is X^T X / n; gradient descent is stable "
+    "along an eigenvector while lr * eigenvalue < 2.",
+)
+def divergence_boundary(answer: float) -> tuple[bool, str]:
+    x, _ = divergence_problem()
+    curvature = torch.linalg.eigvalsh(x.double().T @ x.double() / len(x)).max().item()
+    ok, message = close(answer, 2 / curvature, rel=1e-3)
+    return ok, "below this rate every direction shrinks; above it the sharpest one grows." if ok else message

@@ -10,7 +10,7 @@ import torch
 
 from dldna import init
 from dldna.exercises import register
-from dldna.exercises._grading import close, one_of
+from dldna.exercises._grading import close, delegates_to, one_of
 from dldna.models import ResidualMLP
 
 
@@ -63,6 +63,9 @@ def fixup_scale(answer: float) -> tuple[bool, str]:
     hint="fan_in is weight.shape[1] times the number of kernel positions; fill the tensor in place under torch.no_grad() and return it.",
 )
 def kaiming_normal(function: Callable[[torch.Tensor], torch.Tensor]) -> tuple[bool, str]:
+    used = delegates_to(function, [init.kaiming_normal_, torch.nn.init.kaiming_normal_, init.kaiming_uniform_, torch.nn.init.kaiming_uniform_])
+    if used:
+        return False, f"kaiming_normal calls {used}, which draws the weights for you: compute fan_in and the standard deviation yourself."
     torch.manual_seed(0)
     for shape in [(400, 300), (64, 32, 3, 3)]:
         weight = torch.empty(shape)
@@ -112,5 +115,19 @@ def critical_std(answer: float) -> tuple[bool, str]:
     return one_of(
         answer, CRITICAL_STDS, most_stable_std,
         right="compare it with sqrt(2 / 128): the variance rule picked it before any experiment.",
-        below="Another standard deviation keeps the signal closer to its first-layer size.",
+        below="Another standard deviation keeps the signal closer to its first-layer size: compare |ln(std_30 / std_1)| for every candidate.",
     )
+
+
+CRITICAL_WIDTH, CRITICAL_DEPTH, OVERSIZED_STD = 128, 30, 0.17
+
+
+@register(
+    "init.critical-growth",
+    hint="One Linear(128, 128) + ReLU layer multiplies the activation variance by 128 * std^2 / 2; the standard "
+    "deviation by its square root. Count the layers between layer 1 and layer 30.",
+)
+def critical_growth(answer: float) -> tuple[bool, str]:
+    per_layer = math.sqrt(_relu_layer_factor(CRITICAL_WIDTH, OVERSIZED_STD**2))
+    ok, message = close(answer, per_layer ** (CRITICAL_DEPTH - 1), rel=1e-3, abs_tol=0.0)
+    return ok, "a factor only 36% above 1 per layer compounds to thousands over 29 layers." if ok else message
