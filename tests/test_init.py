@@ -465,3 +465,51 @@ def test_fixup_scales_branches_and_zeroes_their_ends(blocks, layers):
         assert torch.count_nonzero(branch[-1].weight) == 0
     _assert_std(model[0].weight, math.sqrt(2 / 10), NORMAL)
     assert torch.count_nonzero(model[-1].weight) == 0
+
+
+# ------------------------------------------------------------------------------ bias rules
+
+
+def test_log_prior_bias_makes_the_untrained_softmax_predict_the_class_frequencies() -> None:
+    counts = torch.tensor([900.0, 50.0, 30.0, 20.0])
+    layer = nn.Linear(8, 4)
+    nn.init.zeros_(layer.weight)
+    init.log_prior_bias_(layer.bias, counts)
+    probabilities = torch.softmax(layer(torch.randn(3, 8)).double(), dim=1)
+    assert torch.allclose(probabilities, (counts / counts.sum()).double().expand(3, 4), atol=1e-6)
+    labels = torch.repeat_interleave(torch.arange(4), counts.long())
+    entropy = -(counts / counts.sum() * (counts / counts.sum()).log()).sum().item()
+    loss = nn.functional.cross_entropy(layer(torch.zeros(len(labels), 8)), labels).item()
+    assert loss == pytest.approx(entropy, rel=1e-5) and loss < math.log(4)
+    with pytest.raises(ValueError, match="one count per class"):
+        init.log_prior_bias_(layer.bias, [1.0, 2.0])
+    with pytest.raises(ValueError, match="positive"):
+        init.log_prior_bias_(layer.bias, [1.0, 0.0, 2.0, 3.0])
+
+
+def test_relu_bias_sets_only_the_layers_a_relu_follows() -> None:
+    model = init.apply(nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)), "kaiming_normal")
+    init.relu_bias_(model, 0.1)
+    assert torch.equal(model[0].bias, torch.full((4,), 0.1))
+    assert torch.equal(model[2].bias, torch.zeros(4)) and torch.equal(model[4].bias, torch.zeros(2))
+    with pytest.raises(ValueError, match="no layer"):
+        init.relu_bias_(nn.Sequential(nn.Linear(3, 3), nn.Tanh()), 0.1)
+
+
+def test_lstm_forget_bias_sets_the_forget_gate_of_every_layer() -> None:
+    torch.manual_seed(0)
+    lstm = init.lstm_forget_bias_(nn.LSTM(3, 5, num_layers=2, bidirectional=True), 1.0)
+    for name, parameter in lstm.named_parameters():
+        if name.startswith("bias_ih"):
+            other = getattr(lstm, name.replace("bias_ih", "bias_hh"))
+            assert torch.equal(parameter[5:10] + other[5:10], torch.ones(5))
+            assert not torch.equal(parameter[:5], torch.zeros(5))  # the other gates keep torch's initialisation
+    # the forget gate of a cell with zero weights, input and state is sigmoid(1)
+    cell = init.lstm_forget_bias_(nn.LSTM(1, 1), 1.0)
+    with torch.no_grad():
+        for parameter in (cell.weight_ih_l0, cell.weight_hh_l0):
+            parameter.zero_()
+        gate = torch.sigmoid(cell.bias_ih_l0[1] + cell.bias_hh_l0[1])
+    assert gate.item() == pytest.approx(1 / (1 + math.exp(-1)))
+    with pytest.raises(TypeError, match="torch.nn.LSTM"):
+        init.lstm_forget_bias_(nn.GRU(3, 5))
