@@ -40,6 +40,7 @@ TRANSLATED = [
     "chapters/exercises/optimizers",
     "chapters/modern_optimizers",
     "chapters/exercises/modern_optimizers",
+    "chapters/landscape",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
