@@ -41,6 +41,7 @@ TRANSLATED = [
     "chapters/modern_optimizers",
     "chapters/exercises/modern_optimizers",
     "chapters/landscape",
+    "chapters/exercises/landscape",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
