@@ -43,6 +43,7 @@ TRANSLATED = [
     "chapters/landscape",
     "chapters/exercises/landscape",
     "chapters/optimizers_at_scale",
+    "chapters/exercises/optimizers_at_scale",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
