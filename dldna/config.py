@@ -85,7 +85,7 @@ EXPERIMENTS: dict[str, dict[str, Size]] = {
     "dynamics.schedules": {"cpu": Size(None, None, 2, 3), "full": Size(None, None, 5, 3)},
     "dynamics.remedies": {"cpu": Size(None, None, 2), "full": Size(None, None, 5)},
     "initialization.schemes": {"cpu": Size(10_000, None, 2, 3), "full": Size(None, None, 10, 3)},
-    "normalization.sigmoid": {"cpu": Size(10_000, None, 3, 3), "full": Size(None, None, 10, 3)},
+    "normalization.sigmoid": {"cpu": Size(None, None, 2, 3), "full": Size(None, None, 10, 3)},
     "normalization.learning-rates": {"cpu": Size(10_000, None, 2, 3), "full": Size(None, None, 5, 3)},
     "normalization.small-batch": {"cpu": Size(2_000, None, 2, 3), "full": Size(20_000, None, 2, 3)},
     "landscape.trained": {"cpu": Size(None, None, 4), "full": Size(None, None, 20)},
