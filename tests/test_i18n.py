@@ -44,6 +44,8 @@ TRANSLATED = [
     "chapters/exercises/landscape",
     "chapters/optimizers_at_scale",
     "chapters/exercises/optimizers_at_scale",
+    "chapters/initialization",
+    "chapters/exercises/initialization",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
