@@ -46,6 +46,8 @@ TRANSLATED = [
     "chapters/exercises/optimizers_at_scale",
     "chapters/initialization",
     "chapters/exercises/initialization",
+    "chapters/normalization",
+    "chapters/exercises/normalization",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
