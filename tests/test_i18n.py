@@ -48,6 +48,8 @@ TRANSLATED = [
     "chapters/exercises/initialization",
     "chapters/normalization",
     "chapters/exercises/normalization",
+    "chapters/dynamics",
+    "chapters/exercises/dynamics",
 ]
 """The catalogs of ``LANGUAGE`` whose translation is finished (pages by their name in _toc.yml)."""
 LOCALE = ROOT / "locale" / LANGUAGE
