@@ -155,7 +155,7 @@ def test_a_batch_of_bad_submissions_is_graded_to_the_end(tmp_path: Path, assignm
 def test_scores_follow_the_real_assignment_whatever_the_notebook_deleted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     original = nbformat.read(REAL_ASSIGNMENT, as_version=4)
     expected = [check.exercise for check in assignment_checks(original)]
-    assert len(expected) == 6 and expected[0] == "start.parameter-count"
+    assert len(expected) == 7 and expected[0] == "start.parameter-count"
     key = write(key_notebook(original), tmp_path / "key" / "getting_started.ipynb")
     student = student_notebook(original)
 
@@ -171,7 +171,7 @@ def test_scores_follow_the_real_assignment_whatever_the_notebook_deleted(tmp_pat
     # No --assignment: found by name in this repository's chapters.
     assert main([str(key), str(submission), "--csv", str(tmp_path / "grades.csv"), "--feedback", str(tmp_path / "fb")]) == 0
     out = capsys.readouterr().out
-    assert f"{key}: 6/6 exercises passed" in out and f"{submission}: 1/6 exercises passed" in out
+    assert f"{key}: 7/7 exercises passed" in out and f"{submission}: 1/7 exercises passed" in out
     alice = rows_by_submission(tmp_path / "grades.csv")["alice"]
     assert list(alice) == expected
     assert alice["start.steps-per-epoch"]["passed"] == "1", "graded from the assignment's check, after the answer's cell"

@@ -35,12 +35,30 @@ def test_implement_answers_that_call_an_implementation_fail() -> None:
     def kaiming_normal_torch(weight):
         return torch.nn.init.kaiming_normal_(weight, nonlinearity="relu")
 
+    def effective_rank(matrix):
+        return init.effective_rank(matrix)
+
+    def fold(linear, batchnorm):
+        return norm.fold_batchnorm(linear, batchnorm)
+
+    def fold_torch(linear, batchnorm):
+        return torch.nn.utils.fuse_linear_bn_eval(linear, batchnorm)
+
+    def noise_scale(per_sample):
+        from dldna.dynamics import noise_from_batch_gradients
+
+        return noise_from_batch_gradients(per_sample, batch_size=1).b_simple
+
     for exercise, answer in (
         ("dynamics.clip-norm", clip_by_global_norm),
         ("norm.layer-norm", layer_norm),
         ("norm.layer-norm", layer_norm_module),
         ("init.kaiming-normal", kaiming_normal),
         ("init.kaiming-normal", kaiming_normal_torch),
+        ("init.effective-rank", effective_rank),
+        ("norm.fold", fold),
+        ("norm.fold", fold_torch),
+        ("dynamics.noise-scale", noise_scale),
     ):
         passed, message = grade(exercise, answer)
         assert not passed and "calls" in message, (exercise, message)

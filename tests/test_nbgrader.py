@@ -59,10 +59,10 @@ def test_every_exercise_notebook_exports_one_point_per_check(path: Path) -> None
     notebook = nbformat.read(path, as_version=4)
     exported = nbgrader_notebook(notebook)
     MetadataValidator().validate_nb(exported)
-    graded = [cell for cell in exported.cells if cell.metadata.get("nbgrader", {}).get("grade")]
+    graded = [cell for cell in exported.cells if cell.metadata.get("nbgrader", {}).get("grade") and not cell.metadata["nbgrader"]["solution"]]
     assert [cell.source.rsplit("assert check(", 1)[1].split(",")[0].strip('"') for cell in graded] == [c.exercise for c in assignment_checks(notebook)]
     assert all(cell.metadata["nbgrader"]["points"] == 1 and BEGIN not in cell.source for cell in graded)
-    solutions = [cell for cell in exported.cells if cell.metadata.get("nbgrader", {}).get("solution")]
+    solutions = [cell for cell in exported.cells if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")]
     assert solutions and all(BEGIN in cell.source and "check(" not in cell.source for cell in solutions)
 
 
@@ -94,7 +94,11 @@ def test_nbgrader_grades_the_key_full_and_the_student_edition_zero(tmp_path: Pat
     written = write_edition("nbgrader", ROOT / "chapters", course)
     assert (course / "nbgrader_config.py").is_file() and len(written) == len(EXERCISE_NOTEBOOKS)
     nbgrader(course, "generate_assignment", "*", "--force")
-    expected = {path.stem: len(assignment_checks(nbformat.read(path, as_version=4))) for path in EXERCISE_NOTEBOOKS}
+    notebooks = {path.stem: nbformat.read(path, as_version=4) for path in EXERCISE_NOTEBOOKS}
+    expected = {name: len(assignment_checks(notebook)) for name, notebook in notebooks.items()}
+    # A written answer (a Markdown cell tagged solution) is a manually graded point: autograde leaves it at zero.
+    written = {name: sum(cell.cell_type == "markdown" and "solution" in cell.metadata.get("tags", []) for cell in notebook.cells)
+               for name, notebook in notebooks.items()}
     for name in expected:
         release = (course / "release" / name / f"{name}.ipynb").read_text()
         assert BEGIN not in release and "raise NotImplementedError()" in release
@@ -105,5 +109,5 @@ def test_nbgrader_grades_the_key_full_and_the_student_edition_zero(tmp_path: Pat
     nbgrader(course, "autograde", "*", "--create")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {(a.name, s.student.id): (s.score, s.max_score) for a in gradebook.assignments for s in a.submissions}
-    assert {name: scores[name, "key"] for name in expected} == {name: (points, points) for name, points in expected.items()}
-    assert {name: scores[name, "student"] for name in expected} == {name: (0, points) for name, points in expected.items()}
+    assert {name: scores[name, "key"] for name in expected} == {name: (points, points + written[name]) for name, points in expected.items()}
+    assert {name: scores[name, "student"] for name in expected} == {name: (0, points + written[name]) for name, points in expected.items()}

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from dldna.data import Dataset
-from dldna.dynamics import GradientClipping, noise_from_batch_gradients
+from dldna.dynamics import GradientClipping, estimate_noise_scale, noise_from_batch_gradients, two_batch_noise_scale
 from dldna.exercises import register
 from dldna.exercises._grading import all_close, close, delegates_to, same_tensors
 from dldna.optim import SGD
@@ -63,6 +63,9 @@ def warmup_value(answer: tuple[float, float]) -> tuple[bool, str]:
     hint="Sum the per-coordinate sample variances (divide by n - 1) for tr(Sigma); |G|^2 is |mean|^2 minus tr(Sigma) / n.",
 )
 def noise_scale(function) -> tuple[bool, str]:
+    used = delegates_to(function, [noise_from_batch_gradients, estimate_noise_scale, two_batch_noise_scale])
+    if used:
+        return False, f"noise_scale calls {used}, which estimates the noise scale for you: compute tr(Sigma) and |G|^2 yourself."
     generator = torch.Generator().manual_seed(5)
     for samples, mean_size in ((50, 1.0), (200, 0.2)):
         per_sample = mean_size * torch.randn(1, 30, generator=generator) + torch.randn(samples, 30, generator=generator)

@@ -84,6 +84,9 @@ def kaiming_normal(function: Callable[[torch.Tensor], torch.Tensor]) -> tuple[bo
 
 @register("init.effective-rank", hint="Normalise the singular values to sum to 1, take the Shannon entropy H (natural log), return exp(H).")
 def effective_rank(function: Callable[[torch.Tensor], float]) -> tuple[bool, str]:
+    used = delegates_to(function, [init.effective_rank])
+    if used:
+        return False, f"effective_rank calls {used}, which computes the answer for you: start from the singular values."
     generator = torch.Generator().manual_seed(0)
     cases = {
         "a random 50x30 matrix": torch.randn(50, 30, generator=generator, dtype=torch.float64),

@@ -64,6 +64,9 @@ def layer_norm(function: Callable[[torch.Tensor, float], torch.Tensor]) -> tuple
     hint="s = gamma / sqrt(running_var + eps); the new weight is s[:, None] * W and the new bias s * (b - running_mean) + beta.",
 )
 def fold(function: Callable[[nn.Linear, nn.Module], nn.Linear]) -> tuple[bool, str]:
+    used = delegates_to(function, [norm.fold_batchnorm, torch.nn.utils.fuse_linear_bn_eval, torch.nn.utils.fuse_linear_bn_weights])
+    if used:
+        return False, f"fold calls {used}, which folds the layers for you: compute the new weight and bias yourself."
     torch.manual_seed(0)
     linear, batchnorm = nn.Linear(6, 4).double(), norm.BatchNorm1d(4, dtype=torch.float64)
     with torch.no_grad():
