@@ -100,12 +100,13 @@ def _launch_in_language(app: Sphinx, pagename: str, templatename: str, context: 
 
 
 KOREAN_PARTICLES = tuple(sorted(
-    "에서는 에서도 에서의 으로는 으로도 으로써 으로서 에게서 이라는 이라고 까지는 부터는 에게는 와의 과의 에는 에도 에서 에게 으로 "
-    "까지 부터 처럼 보다 마다 이나 이며 이고 이란 라는 하고 은 는 이 가 을 를 의 에 와 과 도 로 만".split(),
+    "에서는 에서도 에서의 으로는 으로도 으로써 으로서 에게서 이라는 이라고 이라면 입니다 까지는 부터는 에게는 와의 과의 에는 에도 "
+    "에서 에게 으로 로는 로도 로써 로서 까지 부터 처럼 보다 마다 만큼 이나 이며 이고 이란 라는 라고 라면 하고 "
+    "은 는 이 가 을 를 의 에 와 과 도 로 만 들".split(),
     key=len, reverse=True,
 ))
-"""Particles a Korean word may end with, longest first; a search strips one of them from a word of Hangul that
-keeps at least two syllables."""
+"""Particles (and the plural 들 and copula 입니다) a Korean word may end with, longest first; a search strips them
+one after another (학습률들을 -> 학습률) while the word keeps at least two syllables."""
 HANGUL_WORD = re.compile(r"^[\uac00-\ud7a3]+$")
 
 _KOREAN_JS = """
@@ -114,8 +115,16 @@ var Stemmer = function() {
   const particles = %s;
   this.stemWord = function(word) {
     if (!/^[\\uac00-\\ud7a3]+$/.test(word)) return english.stemWord(word);
-    for (const particle of particles) {
-      if (word.length - particle.length >= 2 && word.endsWith(particle)) return word.slice(0, -particle.length);
+    let stripped = true;
+    while (stripped) {
+      stripped = false;
+      for (const particle of particles) {
+        if (word.length - particle.length >= 2 && word.endsWith(particle)) {
+          word = word.slice(0, -particle.length);
+          stripped = true;
+          break;
+        }
+      }
     }
     return word;
   };
@@ -139,9 +148,13 @@ class SearchKorean(SearchLanguage):
     def stem(self, word: str) -> str:
         if not HANGUL_WORD.match(word):
             return self.english.stem(word)
-        for particle in KOREAN_PARTICLES:
-            if len(word) - len(particle) >= 2 and word.endswith(particle):
-                return word[: -len(particle)]
+        stripped = True
+        while stripped:
+            stripped = False
+            for particle in KOREAN_PARTICLES:
+                if len(word) - len(particle) >= 2 and word.endswith(particle):
+                    word, stripped = word[: -len(particle)], True
+                    break
         return word
 
 
