@@ -48,6 +48,12 @@ def one_of(
     return False, below if above is None else above
 
 
+def letter_choice(answer: Any, choices: Sequence[str], correct: str, *, right: str, wrong: str) -> tuple[bool, str]:
+    """Grade the letter of a multiple-choice question with :func:`one_of`: case and surrounding spaces do not
+    matter, and a wrong letter gets ``wrong``, never the right one."""
+    return one_of(str(answer).strip().lower(), choices, lambda: correct, right=right, below=wrong, name="letter")
+
+
 def _names_used(code: CodeType) -> set[str]:
     """Every global, attribute and free-variable name ``code`` and the functions nested in it refer to."""
     names = set(code.co_names) | set(code.co_freevars)

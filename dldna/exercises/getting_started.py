@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dldna.exercises import register
-from dldna.exercises._grading import all_close, close, delegates_to, one_of, same_tensors
+from dldna.exercises._grading import all_close, close, delegates_to, letter_choice, one_of, same_tensors
 
 
 @register("start.parameter-count", hint="Each Linear(n_in, n_out) layer has n_in * n_out weights plus n_out biases.")
@@ -118,9 +118,8 @@ WHY_DIVERGENCE_CHOICES = ("a", "b", "c", "d")
     "depends on the learning rate at all.",
 )
 def why_divergence(answer: str) -> tuple[bool, str]:
-    return one_of(
-        str(answer).strip().lower(), WHY_DIVERGENCE_CHOICES, lambda: "b",
+    return letter_choice(
+        answer, WHY_DIVERGENCE_CHOICES, "b",
         right="each step overshoots by more than it started with, so the distance grows geometrically.",
-        below="That statement does not explain it: check whether what it names depends on the learning rate.",
-        name="letter",
+        wrong="That statement does not explain it: check whether what it names depends on the learning rate.",
     )

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dldna.exercises import register
-from dldna.exercises._grading import all_close, close, delegates_to, one_of, same_tensors
+from dldna.exercises._grading import all_close, close, delegates_to, letter_choice, same_tensors
 from dldna.landscape import (
     evaluate_combinations,
     filter_normalize,
@@ -173,9 +173,8 @@ WHY_ONE_BASIN_CHOICES = ("a", "b", "c", "d")
     "component of the lowest point ever meet a deeper one?",
 )
 def why_one_basin(answer: str) -> tuple[bool, str]:
-    return one_of(
-        str(answer).strip().lower(), WHY_ONE_BASIN_CHOICES, lambda: "b",
+    return letter_choice(
+        answer, WHY_ONE_BASIN_CHOICES, "b",
         right="the global minimum's component never merges into a deeper one, so its persistence is infinite.",
-        below="That statement does not explain it: ask which component survives each merge of two basins.",
-        name="letter",
+        wrong="That statement does not explain it: ask which component survives each merge of two basins.",
     )
