@@ -25,7 +25,9 @@ system:
 
 setup: $(STAMP) system
 
+# Every notebook is executed first, two at a time on one torch thread each, into the cache the build reads.
 book: setup
+	$(BOOK_ENV) $(BIN)/python -m dldna.book.execute
 	$(BOOK_ENV) $(BIN)/jupyter-book build . --warningiserror --keep-going
 	$(MAKE) --no-print-directory translations
 
