@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=int, default=41, help="points per side of the square grid")
     parser.add_argument("--samples", type=int, default=2000, help="test images each grid point is evaluated on")
-    parser.add_argument("--chunk", type=int, default=16, help="grid points per vmap forward pass")
+    parser.add_argument("--chunk", type=int, default=16, help="grid points scored together (and per vmap forward pass)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds in which every method runs once, in turn")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: dldna.device())")
     args = parser.parse_args()
@@ -42,23 +42,22 @@ def main() -> None:
     directions = random_plane(model, seed=0)
     axis = np.linspace(-1, 1, args.grid)
 
-    def surface(method: str, chunk: int | None = None) -> np.ndarray:
-        chunk_size = args.chunk if chunk is None else chunk
+    def surface(method: str) -> np.ndarray:
         return loss_plane(
-            model, data.x_test, data.y_test, directions, axis, axis, method=method, chunk_size=chunk_size,
+            model, data.x_test, data.y_test, directions, axis, axis, method=method, chunk_size=args.chunk,
             batch_size=args.samples,
         ).loss
 
-    # The affine method as "auto" runs it: one point per pass on a CPU, --chunk points per pass on CUDA.
-    affine_chunk = args.chunk if device.type == "cuda" else 1
-    runs = {"loop": lambda: surface("loop"), "vmap": lambda: surface("vmap"), "affine": lambda: surface("affine", affine_chunk)}
+    # The affine first layer as "auto" runs it: one point at a time through the rest of the network on a CPU,
+    # --chunk points per pass on CUDA.
+    runs = {"loop": lambda: surface("loop"), "vmap": lambda: surface("vmap"), "affine": lambda: surface("auto")}
     runs["vmap"]()  # warm-up: the first vmap call traces the model
     timed = fastest_in_turn(runs, args.rounds, device)
     work = {name: count_flops(run) for name, run in runs.items()}
     peak = matmul_peak(device)
     loop_seconds, loop_surface = timed["loop"]
     print(f"MLP 784-512-64-10 on {device} ({torch.get_num_threads()} CPU threads), {args.grid}x{args.grid} grid, "
-          f"{args.samples} samples, vmap chunk {args.chunk}, affine chunk {affine_chunk}; fastest of {args.rounds} rounds")
+          f"{args.samples} samples, {args.chunk} points per chunk; fastest of {args.rounds} rounds")
     print(f"{'method':<8} {'seconds':>8} {'loop/method':>12} {'max |diff| vs loop':>19} {'TFLOP':>7} {'GFLOP/s':>8}")
     for name in METHODS:
         seconds, values = timed[name]

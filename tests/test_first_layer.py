@@ -177,3 +177,23 @@ def test_auto_on_cuda_equals_the_loop(name: str) -> None:
     for method in ("auto", "vmap", "affine"):
         surface = loss_plane(model, x, y, directions, axis, axis, method=method)
         assert np.max(np.abs(surface.loss - loop.loss)) <= 1e-5, method
+
+
+@pytest.mark.parametrize(
+    "model",
+    [nn.Linear(6, 3), nn.Sequential(nn.Linear(6, 5), nn.ReLU(inplace=True), nn.Linear(5, 3))],
+    ids=["the output is the first layer's", "in-place activation after it"],
+)
+def test_one_point_at_a_time_keeps_every_points_output(model: nn.Module) -> None:
+    """On a CPU, "auto" writes each point's first-layer output into one reused buffer: a model that returns it,
+    or changes it in place, must still give every point its own loss."""
+    torch.manual_seed(0)
+    model = model.double()
+    x, y = torch.randn(30, 6, dtype=torch.float64), torch.randint(0, 3, (30,))
+    directions = random_plane(model, seed=2, ignore=False)
+    axis = np.linspace(-1, 1, 5)
+    loop = loss_plane(model, x, y, directions, axis, axis, method="loop")
+    auto = loss_plane(model, x, y, directions, axis, axis, chunk_size=7)
+    assert len(np.unique(loop.loss)) == loop.loss.size  # every point differs, so a shared buffer would show
+    np.testing.assert_allclose(auto.loss, loop.loss, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(auto.accuracy, loop.accuracy)

@@ -107,7 +107,8 @@ def landscape_costs(
     Keys: ``"forward"`` (the loss), ``"gradient"``, ``"hvp"`` (a Hessian-vector product from scratch: the
     gradient with its graph, then its derivative), ``"hvp kept"`` (a further product on the kept graph, as
     Lanczos and Hutchinson make them), ``"point loop"`` and ``"point affine"`` (one point of a ``grid x grid``
-    plane along ``directions``, the plane's time and arithmetic divided by its points, setup included) and, when
+    plane along ``directions``, the plane's time and arithmetic divided by its points, setup included; the second
+    as ``method="auto"`` computes it, with the affine first layer for a model that has one) and, when
     the model can be split at its first layer (:func:`dldna.landscape.split.split_point`), ``"split step"``: one
     Lanczos step on the split Hessian, a product with the Gram matrix and one with ``M``. The model is left as it
     was.
@@ -131,7 +132,7 @@ def landscape_costs(
 
     with evaluation_mode(model), HessianOperator(model, loss_fn, x, y) as operator, ExitStack() as stack:
         runs = {"forward": forward, "gradient": gradient, "hvp": hvp, "hvp kept": lambda: operator.matvec(vector),
-                "point loop": plane("loop"), "point affine": plane("affine")}
+                "point loop": plane("loop"), "point affine": plane("auto")}
         point = split_point(model, x, params)
         if not isinstance(point, str):
             split = stack.enter_context(SplitHessian(model, loss_fn, x, y, params, *point))

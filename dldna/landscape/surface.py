@@ -6,7 +6,9 @@ Every point of a grid is a weight vector ``offset + sum_i c_i * v_i``. Three way
   ``X (W0 + a D1 + b D2)^T = X W0^T + a X D1^T + b X D2^T``. The three products of the data are computed once per
   batch; each grid point then combines them and runs only the rest of the network
   (:mod:`dldna.landscape.first_layer`). For the book's MLP the first layer holds 92% of the arithmetic, which is
-  the work skipped. ``chunk_size`` points share a forward pass of the rest through ``torch.func.vmap``.
+  the work skipped. Each grid point's output is written into one reused buffer as scaled additions, then runs
+  through the rest of the network alone (on a CUDA device, ``chunk_size`` points share a forward pass of the rest
+  through ``torch.func.vmap``).
 - ``method="vmap"``: ``chunk_size`` weight vectors are stacked and ``torch.func.vmap`` runs ``functional_call``
   on all of them in one forward pass: the same arithmetic as the loop, in fewer, larger kernels. That pays on a
   GPU, where a small network's forward pass costs more in kernel launches than in arithmetic; a CPU already runs
@@ -15,7 +17,8 @@ Every point of a grid is a weight vector ``offset + sum_i c_i * v_i``. Three way
 
 ``method="auto"`` (the default) takes ``"affine"`` whenever the model has such a first layer (one point per
 pass on a CPU, ``chunk_size`` on CUDA), else ``"vmap"`` on CUDA and ``"loop"`` elsewhere; ``bench/landscape.py``
-measures the three.
+measures the three. Every method scores ``chunk_size`` points together: their outputs are stacked and the loss
+and the argmax run once over the stack, not as one small call per point.
 
 The model is evaluated in eval mode, so BatchNorm layers use their running statistics (the statistics of the
 trained model at every grid point: they are not recomputed for the moved weights) and dropout is off. The
@@ -109,6 +112,30 @@ def _combine(rows: Tensor, parts: Tensor | None, constant: Tensor | None) -> Ten
     return combined if constant is None else combined + constant
 
 
+def _combine_into(out: Tensor, coefficients: Sequence[float], parts: Tensor | None, constant: Tensor | None) -> Tensor:
+    """The first layer's output at one point, written into ``out``: ``constant + sum_j c_j parts[j]`` as scaled
+    additions, one pass over memory each, the first two parts in one when the first coefficient is 1 (the
+    offset's). A matrix product with a single row computes the same sum at a third of the memory's speed."""
+    if parts is None:
+        return out.copy_(constant)
+    if len(parts) > 1 and coefficients[0] == 1:
+        torch.add(parts[0], parts[1], alpha=coefficients[1], out=out)
+        done = 2
+    else:
+        torch.mul(parts[0], coefficients[0], out=out)
+        done = 1
+    for coefficient, part in zip(coefficients[done:], parts[done:]):
+        out.add_(part, alpha=coefficient)
+    return out if constant is None else out.add_(constant)
+
+
+def _unshared(out: Tensor, buffer: Tensor | None) -> Tensor:
+    """``out``, copied when it lives in ``buffer``, which the next point overwrites (a model whose output is its
+    first layer's, or a view of it)."""
+    shared = buffer is not None and out.untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr()
+    return out.clone() if shared else out
+
+
 @torch.no_grad()
 def evaluate_combinations(
     model: nn.Module,
@@ -159,36 +186,47 @@ def evaluate_combinations(
                 "method='affine' needs a first Linear or convolution layer whose input the varied entries do not "
                 "change, called once; this model has none: use method='auto'"
             )
-        per_pass = 1 if method == "loop" or (method == "auto" and not cuda) else chunk_size
+        one_at_a_time = method == "loop" or (method == "auto" and not cuda)
         if method == "auto":
             method = "affine" if layer is not None else "vmap" if cuda else "loop"
         varied = [name for name in names if layer is None or method != "affine" or name not in layer.names]
         substitution = SubstitutedOutput(layer) if method == "affine" else None
+        row_values = rows.tolist()  # Python numbers: one point's coefficients are read without a device sync
 
-        def loss_and_correct(weights: dict[str, Tensor], z: Tensor | None, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+        def forward(weights: dict[str, Tensor], z: Tensor | None, xb: Tensor) -> Tensor:
             if substitution is not None:
                 substitution.value = z
-            out = functional_call(model, (weights, frozen), (xb,))
+            return functional_call(model, (weights, frozen), (xb,))
+
+        def loss_and_correct(out: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
             correct = (out.argmax(dim=-1) == yb).sum() if classify else torch.zeros((), device=out.device)
             return loss_fn(out, yb) * len(yb), correct
 
-        batched = vmap(loss_and_correct, in_dims=(0, 0 if substitution is not None else None, None, None))
+        # The outputs of a chunk's points are scored together: one loss and one argmax over the chunk instead of
+        # one small call per point, whether the points went through the network together or one at a time.
+        forward_chunk = vmap(forward, in_dims=(0, 0 if substitution is not None else None, None))
+        score_chunk = vmap(loss_and_correct, in_dims=(0, None))
         loss_sum = torch.zeros(len(rows), dtype=torch.float64, device=x.device)
         correct = torch.zeros_like(loss_sum)
         with substitution if substitution is not None else nullcontext():
             for b in range(0, len(y), batch_size):
                 xb, yb = x[b : b + batch_size], y[b : b + batch_size]
                 terms = _first_layer_terms(layer, model, xb, stacked, frozen) if substitution is not None else None
-                for start in range(0, len(rows), per_pass):
-                    chunk = rows[start : start + per_pass]
+                output = None if terms is None else torch.empty_like(terms[0][0] if terms[0] is not None else terms[1])
+                for start in range(0, len(rows), chunk_size):
+                    chunk = rows[start : start + chunk_size]
                     weights = {name: torch.tensordot(chunk, stacked[name], dims=1) for name in varied}
-                    z = None if terms is None else _combine(chunk, *terms)
-                    if per_pass == 1:
-                        batch_loss, batch_correct = loss_and_correct(
-                            {n: w[0] for n, w in weights.items()}, None if z is None else z[0], xb, yb
-                        )
+                    if one_at_a_time:
+                        outputs = torch.stack([
+                            _unshared(forward(
+                                {name: w[j] for name, w in weights.items()},
+                                None if terms is None else _combine_into(output, row_values[start + j], *terms), xb,
+                            ), output)
+                            for j in range(len(chunk))
+                        ])
                     else:
-                        batch_loss, batch_correct = batched(weights, z, xb, yb)
+                        outputs = forward_chunk(weights, None if terms is None else _combine(chunk, *terms), xb)
+                    batch_loss, batch_correct = score_chunk(outputs, yb)
                     loss_sum[start : start + len(chunk)] += batch_loss.double()
                     correct[start : start + len(chunk)] += batch_correct.double()
     accuracy = (correct / len(y)).cpu().numpy()
