@@ -83,7 +83,7 @@ EXPERIMENTS: dict[str, dict[str, Size]] = {
     "dynamics.phases": {"cpu": Size(None, None, 2), "full": Size(None, None, 5)},
     "dynamics.depth": {"cpu": Size(None, None, 1, 3), "full": Size(None, None, 1, 3)},
     "dynamics.schedules": {"cpu": Size(None, None, 2, 3), "full": Size(None, None, 5, 3)},
-    "dynamics.remedies": {"cpu": Size(None, None, 2), "full": Size(None, None, 5)},
+    "dynamics.remedies": {"cpu": Size(None, None, 2, 3), "full": Size(None, None, 5, 3)},
     "initialization.schemes": {"cpu": Size(20_000, None, 2, 3), "full": Size(None, None, 10, 3)},
     "normalization.sigmoid": {"cpu": Size(None, None, 2, 3), "full": Size(None, None, 10, 3)},
     "normalization.learning-rates": {"cpu": Size(10_000, None, 2, 3), "full": Size(None, None, 5, 3)},

@@ -94,7 +94,24 @@ def test_initialisation_plots_have_labelled_axes():
     assert [ax.get_yscale() for ax in fig.axes] == ["log", "log"]
     assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
     hist = init_viz.plot_activation_histograms(results["kaiming_normal"])
-    assert len(hist.axes) == 5 and hist.axes[0].get_ylabel() == "density"
+    assert len(hist.axes) == 5 and all(ax.get_xlabel() and ax.get_ylabel() for ax in hist.axes)
+
+
+def test_activation_histograms_count_a_relu_spike_apart_from_the_bars():
+    """Half a ReLU layer's values are exactly 0: drawn, that bar would flatten all others; the panel says its share."""
+    relu = init.compare_schemes(["kaiming_normal"], depth=6, width=32, batch_size=64, activation="relu")["kaiming_normal"]
+    tanh = init.compare_schemes(["xavier_normal"], depth=6, width=32, batch_size=64, activation="tanh")["xavier_normal"]
+    fig = init_viz.plot_activation_histograms(relu, layers=[0, 5])
+    for ax, index in zip(fig.axes, [0, 5]):
+        values = np.asarray(relu.activation_samples[index])
+        share = np.mean(values == 0)
+        assert 0.3 < share < 0.7
+        assert ax.get_ylabel() == "density of non-zero values"
+        assert sum(patch.get_height() * patch.get_width() for patch in ax.patches) == pytest.approx(1.0)
+        assert min(patch.get_x() for patch in ax.patches) >= values[values > 0].min() - 1e-9  # no bar at the spike
+        assert [text.get_text() for text in ax.texts] == [f"{share:.0%} exactly 0\n(not drawn)"]
+    plain = init_viz.plot_activation_histograms(tanh, layers=[0, 5])
+    assert [ax.get_ylabel() for ax in plain.axes] == ["density", "density"] and not any(ax.texts for ax in plain.axes)
 
 
 def test_plot_shared_statistics_has_four_labelled_panels():

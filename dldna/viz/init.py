@@ -29,19 +29,32 @@ def plot_signal_propagation(results: Mapping[str, SignalPropagation], title: str
     return fig
 
 
+ZERO_SHARE_APART = 0.1
+"""Share of exact zeros above which :func:`plot_activation_histograms` counts them apart instead of drawing them."""
+
+
 def plot_activation_histograms(
     stats: SignalPropagation, layers: Sequence[int] | None = None, bins: int = 60, title: str | None = None
 ) -> plt.Figure:
     """Histograms of activation values at a few layers (default: five evenly spaced, 0-based indices), as in
-    Glorot & Bengio's Figure 6: watch the distribution collapse to 0 or pile up at saturation with depth."""
+    Glorot & Bengio's Figure 6: watch the distribution collapse to 0 or pile up at saturation with depth.
+
+    Where more than ``ZERO_SHARE_APART`` of a layer's values are exactly 0 (the units a ReLU switches off), the
+    zeros are left out of the bars and their share is written in the panel: drawn, their spike would flatten
+    every other bar."""
     count = len(stats.layers)
     chosen = list(layers) if layers is not None else sorted(set(np.linspace(0, count - 1, min(5, count)).astype(int)))
     if not chosen or min(chosen) < 0 or max(chosen) >= count:
         raise ValueError(f"Invalid layers: layers={chosen} (indices in [0, {count - 1}])")
     fig, axes = plt.subplots(1, len(chosen), figsize=(2.4 * len(chosen), 2.6), constrained_layout=True, squeeze=False)
     for ax, index in zip(axes[0], chosen):
-        ax.hist(stats.activation_samples[index], bins=bins, density=True, color="tab:blue", alpha=0.8)
-        ax.set(title=f"layer {index + 1}", xlabel="activation value", ylabel="density")
+        values = np.asarray(stats.activation_samples[index])
+        zero_share = float(np.mean(values == 0)) if values.size else 0.0
+        apart = zero_share > ZERO_SHARE_APART and zero_share < 1
+        ax.hist(values[values != 0] if apart else values, bins=bins, density=True, color="tab:blue", alpha=0.8)
+        ax.set(title=f"layer {index + 1}", xlabel="activation value", ylabel="density of non-zero values" if apart else "density")
+        if apart:
+            ax.text(0.97, 0.95, f"{zero_share:.0%} exactly 0\n(not drawn)", transform=ax.transAxes, ha="right", va="top", fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
