@@ -29,6 +29,7 @@ setup: $(STAMP) system
 book: setup
 	$(BOOK_ENV) $(BIN)/python -m dldna.book.execute
 	$(BOOK_ENV) $(BIN)/jupyter-book build . --warningiserror --keep-going
+	$(BIN)/python -m dldna.book.execute --publish
 	$(MAKE) --no-print-directory translations
 
 # The translated websites, each built from the notebooks the English build executed (none runs a second time).

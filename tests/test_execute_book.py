@@ -10,7 +10,8 @@ import nbformat
 import pytest
 from jupyter_cache import get_cache
 
-from dldna.book.execute import _longest_first, cache_folder, execute_book
+from dldna.book.execute import _longest_first, cache_folder, execute_book, publish
+from dldna.book.i18n import EXECUTED
 from tests.test_notebooks import ROOT
 
 
@@ -66,3 +67,16 @@ def test_bad_arguments_get_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cache folder"):
         (tmp_path / "_config.yml").write_text("execute:\n  execute_notebooks: cache\n")
         cache_folder(tmp_path)
+
+
+def test_publish_writes_the_executed_notebooks_where_the_site_and_its_tests_read_them(tmp_path: Path) -> None:
+    """myst-nb's cache mode writes the notebook it read, without outputs, into _build/jupyter_execute; the
+    translated sites and the figure tests read that folder, so publish puts the executed ones there."""
+    _book(tmp_path, {"intro": "print('intro')", "chapter": "print(6 * 7)"})
+    execute_book(tmp_path, jobs=1, threads=1, timeout=60)
+    written = publish(tmp_path)
+    assert written == [tmp_path / EXECUTED / "intro.ipynb", tmp_path / EXECUTED / "chapter.ipynb"]
+    assert nbformat.read(written[1], as_version=4).cells[1].outputs[0]["text"] == "42\n"
+    _book(tmp_path, {"intro": "print('intro')", "chapter": "print(6 * 8)"})  # changed since it was executed
+    with pytest.raises(ValueError, match=r"chapter.ipynb has no execution in .*: run make book"):
+        publish(tmp_path)

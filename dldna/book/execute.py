@@ -7,10 +7,15 @@ networks are small). Here every notebook of the table of contents runs in its ow
 ``_config.yml``; the build (``execute_notebooks: cache``) then finds every notebook executed and runs none.
 The cache is emptied first, so the website never shows an execution older than the package.
 
+``--publish``, run after the build, writes the executed notebooks from the cache into ``_build/jupyter_execute``:
+in cache mode myst-nb writes there the notebook it read, without outputs, while the translated websites
+(:mod:`dldna.book.i18n`) and the tests of the built site take every notebook from that folder as the pages show it.
+
 Prints each notebook's execution time as it finishes and the total; exits non-zero, naming the notebooks and
 their errors, when one fails (a failing claim or solution check in the strict build included).
 
     python -m dldna.book.execute [--jobs 2] [--threads 1] [--root .]
+    python -m dldna.book.execute --publish [--root .]
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 from jupyter_cache.executors.utils import single_nb_execution
 
-from dldna.book.i18n import pages
+from dldna.book.i18n import EXECUTED, pages
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """Environment variables that set torch's (and NumPy's) thread count when a kernel starts."""
@@ -89,17 +94,44 @@ def execute_book(root: Path, jobs: int, threads: int, timeout: int) -> list[Exec
     return finished
 
 
+def publish(root: Path) -> list[Path]:
+    """Write every notebook of the book, with the outputs the build took from the cache, into
+    ``_build/jupyter_execute`` (module docstring); the paths written. Raises ``ValueError`` naming a notebook the
+    cache does not hold."""
+    cache = get_cache(str(cache_folder(root)))
+    written = []
+    for page in pages(root):
+        if page.source.suffix != ".ipynb":
+            continue
+        try:
+            _, executed = cache.merge_match_into_notebook(nbformat.read(page.source, as_version=4))
+        except KeyError:
+            raise ValueError(f"{page.source} has no execution in {cache_folder(root)}: run make book") from None
+        target = root / EXECUTED / f"{page.name}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(executed, target)
+        written.append(target)
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at the same time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per notebook")
     parser.add_argument("--timeout", type=int, default=900, help="seconds a cell may run")
     parser.add_argument("--root", type=Path, default=Path("."), help="the book's repository")
+    parser.add_argument("--publish", action="store_true", help="after the build: the executed notebooks into _build/jupyter_execute")
     args = parser.parse_args()
     if min(args.jobs, args.threads, args.timeout) < 1:
         parser.error("--jobs, --threads and --timeout must be >= 1")
     if not (args.root / "_toc.yml").is_file():
         parser.error(f"{args.root.resolve()} is not the book's repository (no _toc.yml): pass --root")
+    if args.publish:
+        try:
+            print(f"{len(publish(args.root))} executed notebooks written into {args.root / EXECUTED}")
+        except ValueError as error:
+            sys.exit(str(error))
+        return
     start = time.perf_counter()
     finished = execute_book(args.root, args.jobs, args.threads, args.timeout)
     print(f"{time.perf_counter() - start:7.1f} s  all {len(finished)} notebooks, {args.jobs} at a time, "
