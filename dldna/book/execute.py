@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 from jupyter_cache.executors.utils import single_nb_execution
 
-from dldna.book.i18n import EXECUTED, pages
+from dldna.book.i18n import EXECUTED, _config, pages
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """Environment variables that set torch's (and NumPy's) thread count when a kernel starts."""
@@ -52,8 +51,7 @@ class Executed:
 
 def cache_folder(root: Path) -> Path:
     """The jupyter-cache folder the build reads (``execute.cache`` in ``_config.yml``)."""
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
-    folder = (config.get("execute") or {}).get("cache")
+    folder = (_config(root).get("execute") or {}).get("cache")
     if not folder:
         raise ValueError("_config.yml must name the cache folder the build reads (execute: cache: ...)")
     return root / folder
@@ -64,6 +62,11 @@ def _execute(path: Path, timeout: int) -> Executed:
     notebook = nbformat.read(path, as_version=4)
     result = single_nb_execution(notebook, cwd=str(path.parent), timeout=timeout, allow_errors=False, meta_override=True)
     return Executed(path, notebook, result.time, None if result.err is None else result.exc_string)
+
+
+def _notebooks(root: Path) -> list[Path]:
+    """The book's notebooks (pages of ``_toc.yml`` that are notebooks), in reading order."""
+    return [page.source for page in pages(root) if page.is_notebook]
 
 
 def _longest_first(notebooks: list[Path], previous: dict[str, float]) -> list[Path]:
@@ -77,7 +80,7 @@ def execute_book(root: Path, jobs: int, threads: int, timeout: int) -> list[Exec
     cache = get_cache(str(cache_folder(root)))
     previous = {record.uri: record.data.get("execution_seconds", 0.0) for record in cache.list_cache_records()}
     cache.clear_cache()
-    notebooks = _longest_first([page.source.resolve() for page in pages(root) if page.source.suffix == ".ipynb"], previous)
+    notebooks = _longest_first([path.resolve() for path in _notebooks(root)], previous)
     for variable in THREAD_VARIABLES:  # inherited by every kernel the workers start
         os.environ[variable] = str(threads)
     finished: list[Executed] = []
@@ -98,16 +101,15 @@ def publish(root: Path) -> list[Path]:
     """Write every notebook of the book, with the outputs the build took from the cache, into
     ``_build/jupyter_execute`` (module docstring); the paths written. Raises ``ValueError`` naming a notebook the
     cache does not hold."""
-    cache = get_cache(str(cache_folder(root)))
+    folder = cache_folder(root)
+    cache = get_cache(str(folder))
     written = []
-    for page in pages(root):
-        if page.source.suffix != ".ipynb":
-            continue
+    for source in _notebooks(root):
         try:
-            _, executed = cache.merge_match_into_notebook(nbformat.read(page.source, as_version=4))
+            _, executed = cache.merge_match_into_notebook(nbformat.read(source, as_version=4))
         except KeyError:
-            raise ValueError(f"{page.source} has no execution in {cache_folder(root)}: run make book") from None
-        target = root / EXECUTED / f"{page.name}.ipynb"
+            raise ValueError(f"{source} has no execution in {folder}: run make book") from None
+        target = root / EXECUTED / source.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(executed, target)
         written.append(target)

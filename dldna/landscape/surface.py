@@ -191,7 +191,8 @@ def evaluate_combinations(
             method = "affine" if layer is not None else "vmap" if cuda else "loop"
         varied = [name for name in names if layer is None or method != "affine" or name not in layer.names]
         substitution = SubstitutedOutput(layer) if method == "affine" else None
-        row_values = rows.tolist()  # Python numbers: one point's coefficients are read without a device sync
+        # Python numbers: one point's coefficients are read without a device sync per point.
+        row_values = rows.tolist() if one_at_a_time else []
 
         def forward(weights: dict[str, Tensor], z: Tensor | None, xb: Tensor) -> Tensor:
             if substitution is not None:
