@@ -15,6 +15,8 @@ first gradient pass included; the model is freshly initialised, nothing is train
 - **density**: stochastic Lanczos quadrature with ``--density-steps`` steps and one run, PyHessian's defaults
   (its ``density()`` calls ``torch.eig``, removed from torch; a stand-in built on ``torch.linalg.eigh`` is put in
   its place for this run only). Same steps, same quadrature degree; the largest node must match the top eigenvalue.
+  PyHessian orthogonalizes each Lanczos vector against all earlier ones; ours does not (the quadrature does not need
+  it: ``dldna.linalg.lanczos_recurrence``), and its top-k Lanczos reorthogonalizes only when Simon's estimate asks.
 
 Each row prints the seconds, the ratio PyHessian / ours, the answers, their errors (relative, or the standard
 error for the trace), the Hessian-vector products (HVPs) each used and the GFLOP/s of matrix-product arithmetic

@@ -8,7 +8,8 @@ a network's Hessian (:mod:`dldna.landscape.hessian`, which supplies ``matvec`` t
 - :func:`power_iteration` and :func:`lanczos_eigenpairs`: the largest eigenpairs.
 - :func:`hutchinson`, :func:`block_hutchinson` and :func:`hutch_plus_plus`: the trace.
 - :func:`lanczos` and :func:`slq`: the Lanczos decomposition and the whole eigenvalue density
-  (:func:`gauss_quadrature` and :func:`density_from_quadrature` are its two halves).
+  (:func:`gauss_quadrature` and :func:`density_from_quadrature` are its two halves; :func:`lanczos_recurrence`
+  gives the quadrature's tridiagonal matrix without storing a basis).
 - :func:`rademacher`: the random ±1 probes of the trace estimators (and of Sophia's Hessian diagonal).
 
 Lanczos also runs on an operator ``v -> M (G v)`` with ``M`` symmetric and ``G`` symmetric positive semi-definite
@@ -28,6 +29,7 @@ from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
+import scipy.linalg
 import torch
 from torch import Tensor
 
@@ -71,25 +73,32 @@ class TraceResult:
 
 
 @dataclass
-class LanczosDecomposition:
-    """``A Q^T = Q^T T + betas[-1] q_next e_m^T`` after ``m`` Lanczos steps.
-
-    ``basis`` holds the orthonormal Lanczos vectors as rows ``(m, dim)``; ``T`` is the symmetric tridiagonal
-    matrix with diagonal ``alphas`` and off-diagonal ``betas[:-1]``; ``betas[-1]`` is the norm of what the last
-    step left outside the basis (zero once the Krylov space is invariant). A zero inside ``betas[:-1]`` marks a
-    restart from a fresh random direction after the Krylov space became invariant. With a metric ``G`` the rows
-    are orthonormal in ``<u, w>_G`` and ``images`` holds their images ``G q`` (without one, ``basis`` itself).
-    """
+class Tridiagonal:
+    """The coefficients of ``m`` Lanczos steps: the symmetric tridiagonal matrix ``T`` with diagonal ``alphas`` and
+    off-diagonal ``betas[:-1]``; ``betas[-1]`` is the norm of what the last step left outside the Krylov space
+    (zero once that space is invariant)."""
 
     alphas: Tensor
     betas: Tensor
-    basis: Tensor
-    images: Tensor
 
     def tridiagonal(self) -> Tensor:
-        """The ``m x m`` tridiagonal matrix ``T = Q A Q^T`` (float64, on the CPU)."""
+        """The ``m x m`` tridiagonal matrix ``T`` (float64, on the CPU)."""
         alphas, betas = self.alphas.cpu().double(), self.betas[:-1].cpu().double()
         return torch.diag(alphas) + torch.diag(betas, 1) + torch.diag(betas, -1)
+
+
+@dataclass
+class LanczosDecomposition(Tridiagonal):
+    """``A Q^T = Q^T T + betas[-1] q_next e_m^T`` after ``m`` Lanczos steps with full reorthogonalization.
+
+    ``basis`` holds the orthonormal Lanczos vectors as rows ``(m, dim)`` and ``T = Q A Q^T`` (see
+    :class:`Tridiagonal`). A zero inside ``betas[:-1]`` marks a restart from a fresh random direction after the
+    Krylov space became invariant. With a metric ``G`` the rows are orthonormal in ``<u, w>_G`` and ``images``
+    holds their images ``G q`` (without one, ``basis`` itself).
+    """
+
+    basis: Tensor
+    images: Tensor
 
 
 @dataclass
@@ -185,6 +194,48 @@ def _orthogonalize(vector: Tensor, basis: Tensor | None, images: Tensor | None =
 # ----------------------------------------------------------------------------------------------- Lanczos
 
 
+def _orthogonality_estimate(
+    omega: np.ndarray, omega_before: np.ndarray, alphas: list[float], betas: list[float], beta: float, rounding: float
+) -> np.ndarray:
+    """Simon's (1984) estimate of ``<q_{s+1}, q_j>`` for ``j <= s`` from the recurrence's coefficients alone.
+
+    ``omega[j]`` estimates ``<q_s, q_j>`` (``omega[s] = 1``), ``omega_before[j]`` the same for ``q_{s-1}``;
+    ``alphas`` holds ``alpha_0 .. alpha_s``, ``betas`` holds ``beta_0 .. beta_{s-1}`` and ``beta`` is ``beta_s``.
+    Taking the inner product of ``beta_s q_{s+1} = A q_s - alpha_s q_s - beta_{s-1} q_{s-1}`` with ``q_j`` and
+    using the recurrence for ``A q_j`` gives ``beta_s w_{s+1,j} = beta_j w_{s,j+1} + (alpha_j - alpha_s) w_{s,j}
+    + beta_{j-1} w_{s,j-1} - beta_{s-1} w_{s-1,j}``, plus a rounding term of size ``rounding`` with the sign that
+    makes the estimate larger.
+    """
+    s = len(alphas) - 1
+    a, b = np.asarray(alphas), np.asarray(betas)
+    t = b[:s] * omega[1 : s + 1] + (a[:s] - a[s]) * omega[:s]
+    t[1:] += b[: s - 1] * omega[: s - 1]
+    if s:
+        t -= b[s - 1] * omega_before[:s]
+    return (t + np.copysign(rounding, t)) / beta
+
+
+def _project_out(vector: Tensor, rows: list[Tensor], images: list[Tensor], image: Tensor | None = None) -> None:
+    """Remove from ``vector``, in place, its components along the ``rows``, orthonormal in the metric whose
+    ``images`` (``G q`` for each row) give the inner products: one classical Gram-Schmidt pass. ``image``, the
+    metric's image of ``vector``, is updated with it."""
+    if not rows:
+        return
+    coefficients = torch.stack([torch.dot(row_image, vector) for row_image in images])
+    for row, row_image, coefficient in zip(rows, images, coefficients):
+        vector.addcmul_(row, coefficient, value=-1)
+        if image is not None:
+            image.addcmul_(row_image, coefficient, value=-1)
+
+
+def _combination(rows: list[Tensor], weights: Tensor) -> Tensor:
+    """``sum_i weights[i] rows[i]`` for separate row tensors."""
+    total = rows[0] * weights[0]
+    for row, weight in zip(rows[1:], weights[1:]):
+        total.addcmul_(row, weight)
+    return total
+
+
 def _lanczos(
     matvec: MatVec,
     start: Tensor,
@@ -192,47 +243,75 @@ def _lanczos(
     generator: torch.Generator,
     stop: Callable[[list[float], list[float]], bool] | None = None,
     metric: MatVec | None = None,
-) -> LanczosDecomposition:
-    """Lanczos with full reorthogonalization on ``A = matvec o metric`` in the inner product of ``metric`` (the
-    identity when None); ``stop(alphas, betas)`` may end it early after any step.
+    partial_reorthogonalization: bool = False,
+) -> tuple[Tridiagonal, list[Tensor], list[Tensor]]:
+    """Lanczos with reorthogonalization on ``A = matvec o metric`` in the inner product of ``metric`` (the
+    identity when None); ``stop(alphas, betas)`` may end it early after any step. Returns the coefficients, the
+    Lanczos vectors and their images ``G q`` (the vectors themselves without a metric).
 
     Each step costs one ``matvec`` and, with a metric, one ``metric`` product: ``p = G q`` serves both the
-    product ``A q = M p`` and every inner product with ``q``. After a restart ``betas[-1]`` is 0, so the
-    recurrence correctly ignores the vector before the restart.
+    product ``A q = M p`` and every inner product with ``q``. Full reorthogonalization orthogonalizes every new
+    vector against the whole basis. Partial reorthogonalization (Simon, 1984) does so only when the estimated
+    loss of orthogonality (:func:`_orthogonality_estimate`) passes ``sqrt(eps)``, and once more at the next step;
+    the basis then stays orthogonal to ``sqrt(eps)``, which keeps the tridiagonal matrix's eigenvalues as exact as
+    full reorthogonalization does. Orthogonality is lost along Ritz vectors that have converged (Paige, 1980), so
+    a short run, the top eigenvalue to ``1e-3`` say, may need no pass at all. After a restart ``betas[-1]`` is 0,
+    so the recurrence correctly ignores the vector before it.
+
+    The vectors are kept as separate tensors, each as long as the operator is wide: memory the allocator hands
+    back from the products' own results, where one block for all ``steps`` would be fresh memory whose first
+    touch costs more than the vector operations of a step.
     """
     dim = start.numel()
-    apply_metric = metric if metric is not None else (lambda v: v)
-    basis = start.new_empty(steps, dim)  # uninitialised: memory is only touched as rows are written
-    images = basis if metric is None else start.new_empty(steps, dim)
+    basis: list[Tensor] = []
+    images: list[Tensor] = basis if metric is None else []
     alphas: list[float] = []
     betas: list[float] = []
-    breakdown = 1e3 * torch.finfo(start.dtype).eps
+    eps = torch.finfo(start.dtype).eps
+    breakdown, semi_orthogonal = 1e3 * eps, math.sqrt(eps)
+    local = eps * math.sqrt(dim) / 2  # what the three-term recurrence leaves of <q_{s+1}, q_s>
     scale = 0.0
+    omega, omega_before = np.ones(1), np.zeros(0)
+    reorthogonalize_next = False
 
-    def normalized(vector: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        image = apply_metric(vector)
-        norm = torch.dot(vector, image).clamp_min(0).sqrt()
-        return vector / norm, image / norm, norm
+    def measured(vector: Tensor) -> tuple[Tensor, Tensor]:
+        image = vector if metric is None else metric(vector)
+        return image, torch.dot(vector, image).clamp_min(0).sqrt()
 
-    q, p, norm = normalized(start)
+    def store(vector: Tensor, image: Tensor, norm: Tensor) -> None:
+        basis.append(vector / norm)
+        if metric is not None:
+            images.append(image / norm)
+
+    image, norm = measured(start)
     if not bool(norm > 0):
         raise ValueError("start must have a positive norm in the metric")
+    store(start, image, norm)
     for step in range(steps):
-        basis[step] = q
-        if metric is not None:
-            images[step] = p
+        q, p = basis[step], images[step]
         w = matvec(p)
+        if w.data_ptr() == p.data_ptr():
+            w = w.clone()  # an operator may hand back its input; w is changed in place below
         alpha = torch.dot(p, w)
-        # The three-term recurrence, then one pass against the whole basis to remove the rounding errors that
-        # would otherwise make old directions reappear (and eigenvalues repeat) in floating point. In place:
-        # these vectors are as long as the operator is wide.
-        w = w.clone() if w.data_ptr() == p.data_ptr() else w  # an operator may hand back its input
+        # The three-term recurrence, then (always, or when partial reorthogonalization calls for it) one pass
+        # against the whole basis to remove the rounding errors that would otherwise make old directions reappear
+        # (and eigenvalues repeat) in floating point.
         w.addcmul_(q, alpha, value=-1)
         if step:
             w.sub_(basis[step - 1], alpha=betas[-1])
-        w.addmv_(basis[: step + 1].T, images[: step + 1] @ w, alpha=-1)
-        q_next, p_next, beta = normalized(w)
+        reorthogonalized = reorthogonalize_next or not partial_reorthogonalization
+        if reorthogonalized:
+            _project_out(w, basis, images)
+        image, beta = measured(w)
         alpha_value, beta_value = torch.stack([alpha, beta]).tolist()  # one device sync
+        reorthogonalize_next, estimate = False, np.full(step, local)
+        if not reorthogonalized and beta_value > 0:
+            estimate = _orthogonality_estimate(omega, omega_before, alphas + [alpha_value], betas, beta_value, eps * scale)
+            if np.abs(estimate).max(initial=0.0) > semi_orthogonal:
+                _project_out(w, basis, images, None if metric is None else image)
+                beta = torch.dot(w, image).clamp_min(0).sqrt()
+                beta_value, estimate, reorthogonalize_next = float(beta), np.full(step, local), True
+        omega, omega_before = np.concatenate([estimate, [local, 1.0]]), omega
         # ||A q||^2 = alpha^2 + beta^2 + (previous beta)^2 in exact arithmetic: the scale of a breakdown.
         scale = max(scale, math.sqrt(alpha_value**2 + beta_value**2 + (betas[-1] ** 2 if betas else 0.0)))
         alphas.append(alpha_value)
@@ -242,12 +321,68 @@ def _lanczos(
         if beta_value <= breakdown * scale:
             # The Krylov space is invariant: its Ritz values are exact eigenvalues. Go on from a fresh direction.
             betas[-1] = 0.0
-            fresh = _gaussian((dim,), generator, start.dtype, start.device)
-            q, p, _ = normalized(_orthogonalize(fresh, basis[: step + 1], images[: step + 1]))
-        else:
-            q, p = q_next, p_next
+            w = _gaussian((dim,), generator, start.dtype, start.device)
+            for _ in range(2):
+                _project_out(w, basis, images)
+            image, beta = measured(w)
+            omega[:-1] = local
+        store(w, image, beta)
     as_tensor = partial(torch.tensor, dtype=torch.float64)
-    return LanczosDecomposition(as_tensor(alphas), as_tensor(betas), basis[: len(alphas)], images[: len(alphas)])
+    taken = len(alphas)
+    return Tridiagonal(as_tensor(alphas), as_tensor(betas)), basis[:taken], images[:taken]
+
+
+def _recurrence(matvec: MatVec, start: Tensor, steps: int, metric: MatVec | None = None) -> Tridiagonal:
+    """The plain three-term Lanczos recurrence on ``A = matvec o metric``, keeping only the last two vectors; ends
+    early when the Krylov space is invariant (its rule is then exact)."""
+    breakdown = 1e3 * torch.finfo(start.dtype).eps
+
+    def normalized(vector: Tensor) -> tuple[Tensor, Tensor, float]:
+        image = vector if metric is None else metric(vector)
+        norm = torch.dot(vector, image).clamp_min(0).sqrt()
+        return vector / norm, image / norm, float(norm)
+
+    q, p, norm = normalized(start)
+    if not norm > 0:
+        raise ValueError("start must have a positive norm in the metric")
+    previous: Tensor | None = None
+    alphas: list[float] = []
+    betas: list[float] = []
+    scale = 0.0
+    for _ in range(steps):
+        w = matvec(p)
+        if w.data_ptr() == p.data_ptr():
+            w = w.clone()  # an operator may hand back its input; w is changed in place below
+        alpha = float(torch.dot(p, w))
+        w.sub_(q, alpha=alpha)
+        if previous is not None:
+            w.sub_(previous, alpha=betas[-1])
+        previous = q
+        q, p, beta = normalized(w)
+        scale = max(scale, math.sqrt(alpha**2 + beta**2 + (betas[-1] ** 2 if betas else 0.0)))
+        alphas.append(alpha)
+        betas.append(beta)
+        if beta <= breakdown * scale:
+            betas[-1] = 0.0
+            break
+    return Tridiagonal(torch.tensor(alphas, dtype=torch.float64), torch.tensor(betas, dtype=torch.float64))
+
+
+def _checked_start(
+    dim: int, steps: int, seed: int, start: Tensor | None, dtype: torch.dtype, device: Device
+) -> tuple[int, torch.Generator, Tensor]:
+    """The checks :func:`lanczos` and :func:`lanczos_recurrence` share: ``steps``, the generator of ``seed`` and
+    the start vector (``start``, or a Gaussian vector from the generator)."""
+    dim = check_int("dim", dim)
+    steps = check_int("steps", steps)
+    if steps > dim:
+        raise ValueError(f"steps must be <= dim={dim} (no more orthonormal vectors exist), got {steps}")
+    generator = _generator(seed)
+    if start is None:
+        start = _gaussian((dim,), generator, dtype, device)
+    elif start.shape != (dim,) or not bool(start.norm() > 0):
+        raise ValueError(f"start must be a non-zero vector of shape ({dim},)")
+    return steps, generator, start
 
 
 def lanczos(
@@ -268,16 +403,36 @@ def lanczos(
     :meth:`LanczosDecomposition.tridiagonal`. Costs ``steps`` products and ``steps x dim`` memory (twice that
     with a ``metric``, for which see the module docstring).
     """
-    dim = check_int("dim", dim)
-    steps = check_int("steps", steps)
-    if steps > dim:
-        raise ValueError(f"steps must be <= dim={dim} (no more orthonormal vectors exist), got {steps}")
-    generator = _generator(seed)
-    if start is None:
-        start = _gaussian((dim,), generator, dtype, device)
-    elif start.shape != (dim,) or not bool(start.norm() > 0):
-        raise ValueError(f"start must be a non-zero vector of shape ({dim},)")
-    return _lanczos(matvec, start, steps, generator, metric=metric)
+    steps, generator, start = _checked_start(dim, steps, seed, start, dtype, device)
+    coefficients, basis, images = _lanczos(matvec, start, steps, generator, metric=metric)
+    stacked = torch.stack(basis)
+    return LanczosDecomposition(coefficients.alphas, coefficients.betas, stacked, stacked if metric is None else torch.stack(images))
+
+
+def lanczos_recurrence(
+    matvec: MatVec,
+    dim: int,
+    steps: int,
+    seed: int = 0,
+    *,
+    start: Tensor | None = None,
+    metric: MatVec | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: Device = "cpu",
+) -> Tridiagonal:
+    """The tridiagonal matrix of ``steps`` Lanczos steps without reorthogonalization: the three-term recurrence
+    alone, two vectors in memory and two passes over them per step besides the products.
+
+    In floating point the vectors lose their orthogonality as soon as a Ritz value converges, and converged
+    eigenvalues come back as copies. The copies do not spoil a quadrature: the rule computed in floating point is
+    that of exact Lanczos on a matrix whose eigenvalues lie in tiny intervals around those of ``A`` (Greenbaum,
+    1989), so ``sum_i w_i f(theta_i)`` still approximates ``q_1^T f(A) q_1`` for smooth ``f``, each copy
+    carrying a share of one eigenvalue's weight (Meurant and Strakos, 2006). That is all stochastic Lanczos
+    quadrature needs. When the Krylov space becomes invariant the run ends early, with fewer than ``steps``
+    coefficients and an exact rule.
+    """
+    steps, _, start = _checked_start(dim, steps, seed, start, dtype, device)
+    return _recurrence(matvec, start, steps, metric)
 
 
 def _select(values: np.ndarray, k: int, which: str) -> np.ndarray:
@@ -314,7 +469,8 @@ def lanczos_eigenpairs(
 ) -> EigenResult:
     """The ``k`` largest eigenpairs (by value, or by absolute value with ``which="magnitude"``) by Lanczos.
 
-    Runs Lanczos with full reorthogonalization, from ``start`` or a seeded Gaussian vector, and after every step
+    Runs Lanczos with partial reorthogonalization (the basis kept orthogonal to ``sqrt(eps)``, a pass over it
+    only when Simon's estimate calls for one), from ``start`` or a seeded Gaussian vector, and after every step
     checks the wanted Ritz pairs. The residual of Ritz pair ``i``, ``r = ||A y - theta y||``, is ``|beta_m
     s_{m,i}|`` without any extra product; it bounds the distance from ``theta`` to some eigenvalue, and once
     ``theta`` is separated from the other Ritz values by ``gap`` the distance is about ``r^2 / gap`` (the
@@ -328,9 +484,7 @@ def lanczos_eigenpairs(
         raise ValueError(f"max_iter={max_iter} Lanczos steps cannot give k={k} eigenpairs: use max_iter >= k")
 
     def ritz(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        as_tensor = partial(torch.tensor, dtype=torch.float64)
-        tridiagonal = LanczosDecomposition(as_tensor(alphas), as_tensor(betas), torch.empty(0), torch.empty(0)).tridiagonal()
-        values, vectors = (t.numpy() for t in torch.linalg.eigh(tridiagonal))
+        values, vectors = scipy.linalg.eigh_tridiagonal(alphas, betas[:-1])
         residuals = np.abs(betas[-1] * vectors[-1])
         errors = _error_estimates(values, residuals)
         chosen = _select(values, k, which)
@@ -347,12 +501,14 @@ def lanczos_eigenpairs(
         start = _gaussian((dim,), generator, dtype, device)
     elif start.shape != (dim,):
         raise ValueError(f"start must be a vector of shape ({dim},)")
-    decomposition = _lanczos(matvec, start, steps, generator, converged, metric)
-    alphas, betas = decomposition.alphas.tolist(), decomposition.betas.tolist()
+    tridiagonal, basis, images = _lanczos(matvec, start, steps, generator, converged, metric, partial_reorthogonalization=True)
+    alphas, betas = tridiagonal.alphas.tolist(), tridiagonal.betas.tolist()
     values, coefficients, residuals, errors = ritz(alphas, betas)
-    rotation = torch.as_tensor(coefficients.T, dtype=decomposition.basis.dtype, device=decomposition.basis.device)
-    vectors, images = rotation @ decomposition.basis, rotation @ decomposition.images
-    vectors = vectors / (vectors * images).sum(dim=1, keepdim=True).sqrt()
+    vectors = []
+    for weights in torch.as_tensor(coefficients.T, dtype=start.dtype, device=start.device):
+        vector = _combination(basis, weights)
+        image = vector if metric is None else _combination(images, weights)
+        vectors.append(vector / torch.dot(vector, image).sqrt())
     steps_taken = len(alphas)
     return EigenResult(
         eigenvalues=values,
@@ -554,12 +710,18 @@ def _smoothed_density(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, 
     return np.einsum("rm,rmg->g", weights, kernels) / len(nodes)
 
 
-def gauss_quadrature(decomposition: LanczosDecomposition) -> tuple[np.ndarray, np.ndarray]:
+def gauss_quadrature(coefficients: Tridiagonal, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The Gauss quadrature rule of a Lanczos run: the eigenvalues ``theta_i`` of its tridiagonal matrix (nodes)
     and the squared first components ``w_i`` of their eigenvectors (weights, summing to 1), with
-    ``sum_i w_i f(theta_i) = q_1^T f(A) q_1`` for polynomials ``f`` up to degree ``2 m - 1``."""
-    values, vectors = torch.linalg.eigh(decomposition.tridiagonal())
-    return values.numpy(), vectors[0].numpy() ** 2
+    ``sum_i w_i f(theta_i) = q_1^T f(A) q_1`` for polynomials ``f`` up to degree ``2 m - 1``.
+
+    ``length`` pads a run that ended early (invariant Krylov space, exact rule) with nodes of weight 0, so that
+    the rules of several runs stack into one array.
+    """
+    values, vectors = torch.linalg.eigh(coefficients.tridiagonal())
+    nodes, weights = values.numpy(), vectors[0].numpy() ** 2
+    missing = 0 if length is None else length - len(nodes)
+    return np.pad(nodes, (0, missing), mode="edge"), np.pad(weights, (0, missing))
 
 
 def density_from_quadrature(
@@ -605,6 +767,7 @@ def slq(
     *,
     grid: np.ndarray | None = None,
     sigma: float | None = None,
+    reorthogonalize: bool = False,
     dtype: torch.dtype = torch.float64,
     device: Device = "cpu",
 ) -> Density:
@@ -613,15 +776,21 @@ def slq(
     Each run starts Lanczos from a normalized Rademacher vector ``v``; its :func:`gauss_quadrature` rule has
     ``sum_i w_i f(theta_i) = v^T f(A) v`` for polynomials ``f`` up to degree ``2 steps - 1``. Averaged over runs
     this estimates the spectral density ``(1/dim) sum_j delta(t - lambda_j)``, smoothed as
-    :func:`density_from_quadrature` says.
+    :func:`density_from_quadrature` says. Runs use the plain recurrence (:func:`lanczos_recurrence`: two
+    vectors of memory, copies of converged eigenvalues share their weight); ``reorthogonalize=True`` keeps a
+    ``steps x dim`` orthonormal basis instead (:func:`lanczos`), so that ``steps = dim`` gives every eigenvalue
+    exactly once.
     """
     dim, steps, runs = check_slq_arguments(dim, steps, runs, sigma)
     generator = _generator(seed)
     rules, matvecs = [], 0
     for _ in range(runs):
         start = rademacher((dim,), generator, dtype=dtype, device=device)
-        decomposition = _lanczos(matvec, start, steps, generator)
-        rules.append(gauss_quadrature(decomposition))
-        matvecs += len(decomposition.alphas)
+        if reorthogonalize:
+            coefficients, _, _ = _lanczos(matvec, start, steps, generator)
+        else:
+            coefficients = _recurrence(matvec, start, steps)
+        rules.append(gauss_quadrature(coefficients, steps))
+        matvecs += len(coefficients.alphas)
     nodes, weights = (np.stack(parts) for parts in zip(*rules))
     return density_from_quadrature(nodes, weights, dim, matvecs, grid, sigma)

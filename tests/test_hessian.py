@@ -247,6 +247,58 @@ def test_lanczos_quadrature_reproduces_the_moments():
         torch.testing.assert_close(torch.linalg.matrix_power(tridiagonal, power)[0, 0], exact, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_partial_reorthogonalization_keeps_the_basis_semi_orthogonal_with_few_passes(dtype, monkeypatch):
+    """Simon's estimate calls for a pass over the basis only now and then, yet every pair of Lanczos vectors stays
+    orthogonal to sqrt(eps); without any pass the top eigenvalue comes back as copies."""
+    eigenvalues = np.concatenate([np.linspace(-1.0, 1.0, 400), [2.0, 2.5, 4.0]])
+    matrix = random_symmetric(eigenvalues, seed=1).to(dtype)
+    start = torch.randn(403, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    passes, project_out = [], linalg._project_out
+    monkeypatch.setattr(linalg, "_project_out", lambda *args, **kwargs: (passes.append(1), project_out(*args, **kwargs)))
+    _, basis, _ = linalg._lanczos(lambda v: matrix @ v, start, 120, torch.Generator(), partial_reorthogonalization=True)
+    stacked = torch.stack(basis).double()
+    loss = (stacked @ stacked.T - torch.eye(120, dtype=torch.float64)).abs().max().item()
+    assert loss <= math.sqrt(torch.finfo(dtype).eps) and 0 < len(passes) <= 60
+    plain = linalg.lanczos_recurrence(lambda v: matrix @ v, 403, 120, start=start)
+    assert np.sum(np.abs(torch.linalg.eigvalsh(plain.tridiagonal()).numpy() - 4.0) < 1e-4) >= 2
+    result = linalg.lanczos_eigenpairs(lambda v: matrix @ v, 403, 3, tol=1e-10 if dtype == torch.float64 else 1e-6,
+                                       max_iter=200, dtype=dtype)
+    np.testing.assert_allclose(result.eigenvalues, [4.0, 2.5, 2.0], rtol=1e-9 if dtype == torch.float64 else 1e-6)
+
+
+def test_the_plain_recurrence_keeps_the_quadrature_after_losing_orthogonality():
+    """Without reorthogonalization the converged top eigenvalue comes back as copies; together they carry its
+    weight, and the rule integrates the powers of the matrix as exactly as the reorthogonalized one."""
+    eigenvalues = np.concatenate([np.linspace(0.0, 1.0, 300), [3.0, 5.0, 10.0]])
+    matrix = random_symmetric(eigenvalues, seed=1)
+    start = torch.randn(303, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    plain = linalg.gauss_quadrature(linalg.lanczos_recurrence(lambda v: matrix @ v, 303, 80, start=start))
+    full = linalg.gauss_quadrature(linalg.lanczos(lambda v: matrix @ v, 303, 80, start=start))
+    at_top = [np.abs(nodes - 10.0) < 1e-6 for nodes, _ in (plain, full)]
+    assert at_top[0].sum() >= 3 and at_top[1].sum() == 1
+    assert math.isclose(plain[1][at_top[0]].sum(), full[1][at_top[1]].sum(), rel_tol=1e-10)
+    unit = start / start.norm()
+    for power in (0, 1, 2, 10, 40, 100, 159):
+        exact = float(unit @ torch.linalg.matrix_power(matrix, power) @ unit)
+        assert math.isclose(float(np.sum(plain[1] * plain[0] ** power)), exact, rel_tol=1e-12)
+    grid = np.linspace(-0.5, 10.5, 500)
+    densities = [linalg.density_from_quadrature(n[None], w[None], 303, 80, grid, 0.05).density for n, w in (plain, full)]
+    np.testing.assert_allclose(densities[0], densities[1], rtol=0, atol=1e-12)
+
+
+def test_the_plain_recurrence_ends_when_the_krylov_space_is_invariant():
+    eigenvalues = [2.0] * 4 + [1.0] * 3 + [-1.0] * 3
+    matrix = random_symmetric(eigenvalues, seed=5)
+    coefficients = linalg.lanczos_recurrence(lambda v: matrix @ v, 10, 8, seed=0)
+    assert len(coefficients.alphas) == 3 and coefficients.betas[-1] == 0
+    density = linalg.slq(lambda v: matrix @ v, 10, 8, 2, seed=0)
+    assert density.nodes.shape == density.weights.shape == (2, 8) and density.matvecs == 6
+    for nodes, weights in zip(density.nodes, density.weights):  # three exact nodes, padded with weight 0
+        np.testing.assert_allclose(np.sort(nodes[weights > 1e-12]), [-1.0, 1.0, 2.0], atol=1e-10)
+        assert math.isclose(weights.sum(), 1.0, rel_tol=1e-12)
+
+
 def test_slq_weights_nodes_and_density():
     eigenvalues = np.concatenate([np.zeros(40), np.linspace(0.1, 1.0, 15), [5.0, 8.0]])
     matrix = random_symmetric(eigenvalues, seed=8)
@@ -256,7 +308,7 @@ def test_slq_weights_nodes_and_density():
     assert density.nodes.min() >= -1e-10 and density.nodes.max() <= 8.0 + 1e-10
     assert np.isclose(density.nodes.max(), 8.0, atol=1e-8)  # the extreme eigenvalue converges first
     assert math.isclose(np.trapezoid(density.density, density.grid), 1.0, rel_tol=1e-3)
-    full = linalg.slq(lambda v: matrix @ v, 57, 57, 2, seed=1, grid=np.linspace(-1, 9, 50), sigma=0.05)
+    full = linalg.slq(lambda v: matrix @ v, 57, 57, 2, seed=1, grid=np.linspace(-1, 9, 50), sigma=0.05, reorthogonalize=True)
     for nodes in full.nodes:
         np.testing.assert_allclose(nodes, np.sort(eigenvalues), atol=1e-9)
     assert full.grid.shape == full.density.shape == (50,) and full.sigma == 0.05
@@ -266,13 +318,20 @@ def test_spectral_density_of_a_tiny_network_with_all_steps_is_its_spectrum():
     model, (x, y) = tiny_mlp(), classification_data()
     spectrum = torch.linalg.eigvalsh(reference_hessian(model, x, y)).numpy()
     before = snapshot(model)
-    density = hs.spectral_density(model, x, y, lanczos_steps=43, runs=2)
+    density = hs.spectral_density(model, x, y, lanczos_steps=43, runs=2, reorthogonalize=True)
     assert_unchanged(model, before)
     np.testing.assert_allclose(density.weights.sum(axis=1), 1.0, atol=1e-12)
     for nodes in density.nodes:
         np.testing.assert_allclose(nodes, spectrum, atol=1e-9)
     runs = [float(43 * np.sum(w * n)) for w, n in zip(density.weights, density.nodes)]
     assert math.isclose(density.trace_estimate, np.mean(runs), rel_tol=1e-12)
+    # The default, without reorthogonalization, gives the same smoothed density (30 steps: the start vectors'
+    # Krylov spaces, of dimension 38, do not become invariant, so neither run restarts from a new random vector).
+    grid = np.linspace(spectrum.min() - 1, spectrum.max() + 1, 400)
+    plain, full = (hs.spectral_density(model, x, y, lanczos_steps=30, runs=2, grid=grid, sigma=0.05, reorthogonalize=r)
+                   for r in (False, True))
+    np.testing.assert_allclose(plain.density, full.density, rtol=0, atol=1e-9 * full.density.max())
+    assert math.isclose(plain.trace_estimate, full.trace_estimate, rel_tol=1e-9)
 
 
 # ----------------------------------------------------------------------------------------------- trace

@@ -193,6 +193,19 @@ def test_lanczos_in_a_metric_finds_the_eigenpairs_of_m_g() -> None:
     np.testing.assert_allclose(np.sort(torch.linalg.eigvalsh(decomposition.tridiagonal()).numpy())[::-1], spectrum, rtol=1e-8, atol=1e-8)
 
 
+def test_lanczos_in_a_metric_keeps_basis_and_images_as_its_rows_grow() -> None:
+    """More steps than the first block of rows (16): the rows are reallocated and keep the basis G-orthonormal
+    and the images equal to G times the basis."""
+    generator = torch.Generator().manual_seed(11)
+    factor = torch.randn(40, 30, generator=generator, dtype=torch.float64)
+    symmetric = torch.randn(40, 40, generator=generator, dtype=torch.float64)
+    gram = factor @ factor.T
+    decomposition = linalg.lanczos(lambda v: (symmetric + symmetric.T) @ v, 40, 25, metric=lambda v: gram @ v)
+    assert decomposition.basis.shape == decomposition.images.shape == (25, 40)
+    torch.testing.assert_close(decomposition.images, decomposition.basis @ gram)
+    torch.testing.assert_close(decomposition.basis @ decomposition.images.T, torch.eye(25, dtype=torch.float64), atol=1e-10, rtol=0)
+
+
 def test_the_stopping_rule_bounds_the_eigenvalue_error() -> None:
     eigenvalues = np.concatenate([[10.0, 7.0, 6.5], np.linspace(-2.0, 4.0, 197)])
     matrix = random_symmetric(eigenvalues)

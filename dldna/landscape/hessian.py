@@ -57,6 +57,7 @@ from dldna.linalg import (
     hutchinson,
     lanczos,
     lanczos_eigenpairs,
+    lanczos_recurrence,
     power_iteration,
     rademacher,
     slq,
@@ -368,10 +369,14 @@ def spectral_density(
     params: Sequence[Tensor] | None = None,
     batch_size: int | None = None,
     split: bool | None = None,
+    reorthogonalize: bool = False,
 ) -> Density:
     """The eigenvalue density of the Hessian of the mean loss by stochastic Lanczos quadrature (:func:`slq`).
 
-    Costs ``runs * lanczos_steps`` Hessian-vector products and a ``lanczos_steps x dim`` basis per run. Split at
+    Costs ``runs * lanczos_steps`` Hessian-vector products and memory for two vectors: Lanczos runs without
+    reorthogonalization, which the quadrature does not need (:func:`~dldna.linalg.lanczos_recurrence`);
+    ``reorthogonalize=True`` keeps a ``lanczos_steps x dim`` orthonormal basis per run, so that as many steps as
+    the Hessian has dimensions give each eigenvalue exactly once. Split at
     the first layer (``split``, module docstring), each run's Rademacher start vector is projected on the range
     of ``P^T``: Lanczos in the reduced space gives the quadrature of that part, and what the projection removed
     lies in the Hessian's null space, a node at 0 with its share of the start vector as weight.
@@ -381,7 +386,7 @@ def spectral_density(
         if isinstance(operator, HessianOperator):
             return slq(
                 operator.matvec, operator.dim, lanczos_steps, runs, seed, grid=grid, sigma=sigma,
-                dtype=operator.dtype, device=operator.device,
+                reorthogonalize=reorthogonalize, dtype=operator.dtype, device=operator.device,
             )
         dim, steps, runs = check_slq_arguments(operator.param_dim, lanczos_steps, runs, sigma)
         generator = torch.Generator().manual_seed(int(seed))
@@ -390,11 +395,13 @@ def spectral_density(
             start = rademacher((dim,), generator, dtype=operator.dtype, device=operator.device)
             reduced = operator.project(start)
             kept = float(torch.dot(reduced, operator.metric(reduced)) / torch.dot(start, start))
-            decomposition = lanczos(
-                operator.matvec, operator.dim, min(steps, operator.dim), seed=int(torch.randint(2**31, (), generator=generator)),
+            run = lanczos if reorthogonalize else lanczos_recurrence
+            reduced_steps = min(steps, operator.dim)
+            coefficients = run(
+                operator.matvec, operator.dim, reduced_steps, seed=int(torch.randint(2**31, (), generator=generator)),
                 start=reduced, metric=operator.metric, dtype=operator.dtype, device=operator.device,
             )
-            nodes, weights = gauss_quadrature(decomposition)
+            nodes, weights = gauss_quadrature(coefficients, reduced_steps)
             all_nodes.append(np.append(nodes, 0.0))
             all_weights.append(np.append(weights * kept, 1.0 - kept))
         return density_from_quadrature(np.stack(all_nodes), np.stack(all_weights), dim, operator.matvecs, grid, sigma)

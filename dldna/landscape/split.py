@@ -138,8 +138,11 @@ class SplitHessian:
 
     def metric(self, vector: Tensor) -> Tensor:
         """``G u``: the Gram matrix times the output part, the other parameters unchanged."""
-        output = vector[: self.samples * self.units].view(self.samples, self.units)
-        return torch.cat([(self.gram @ output).reshape(-1), vector[self.samples * self.units :]])
+        split = self.samples * self.units
+        image = torch.empty_like(vector)
+        torch.mm(self.gram, vector[:split].view(self.samples, self.units), out=image[:split].view(self.samples, self.units))
+        image[split:] = vector[split:]
+        return image
 
     def matvec(self, vector: Tensor) -> Tensor:
         """``M p``: the Hessian of the rest of the network in ``(Z, theta)`` times ``p``."""
