@@ -368,23 +368,6 @@ def _recurrence(matvec: MatVec, start: Tensor, steps: int, metric: MatVec | None
     return Tridiagonal(torch.tensor(alphas, dtype=torch.float64), torch.tensor(betas, dtype=torch.float64))
 
 
-def _checked_start(
-    dim: int, steps: int, seed: int, start: Tensor | None, dtype: torch.dtype, device: Device
-) -> tuple[int, torch.Generator, Tensor]:
-    """The checks :func:`lanczos` and :func:`lanczos_recurrence` share: ``steps``, the generator of ``seed`` and
-    the start vector (``start``, or a Gaussian vector from the generator)."""
-    dim = check_int("dim", dim)
-    steps = check_int("steps", steps)
-    if steps > dim:
-        raise ValueError(f"steps must be <= dim={dim} (no more orthonormal vectors exist), got {steps}")
-    generator = _generator(seed)
-    if start is None:
-        start = _gaussian((dim,), generator, dtype, device)
-    elif start.shape != (dim,) or not bool(start.norm() > 0):
-        raise ValueError(f"start must be a non-zero vector of shape ({dim},)")
-    return steps, generator, start
-
-
 def lanczos(
     matvec: MatVec,
     dim: int,
@@ -403,25 +386,23 @@ def lanczos(
     :meth:`LanczosDecomposition.tridiagonal`. Costs ``steps`` products and ``steps x dim`` memory (twice that
     with a ``metric``, for which see the module docstring).
     """
-    steps, generator, start = _checked_start(dim, steps, seed, start, dtype, device)
+    dim = check_int("dim", dim)
+    steps = check_int("steps", steps)
+    if steps > dim:
+        raise ValueError(f"steps must be <= dim={dim} (no more orthonormal vectors exist), got {steps}")
+    generator = _generator(seed)
+    if start is None:
+        start = _gaussian((dim,), generator, dtype, device)
+    elif start.shape != (dim,) or not bool(start.norm() > 0):
+        raise ValueError(f"start must be a non-zero vector of shape ({dim},)")
     coefficients, basis, images = _lanczos(matvec, start, steps, generator, metric=metric)
     stacked = torch.stack(basis)
     return LanczosDecomposition(coefficients.alphas, coefficients.betas, stacked, stacked if metric is None else torch.stack(images))
 
 
-def lanczos_recurrence(
-    matvec: MatVec,
-    dim: int,
-    steps: int,
-    seed: int = 0,
-    *,
-    start: Tensor | None = None,
-    metric: MatVec | None = None,
-    dtype: torch.dtype = torch.float64,
-    device: Device = "cpu",
-) -> Tridiagonal:
-    """The tridiagonal matrix of ``steps`` Lanczos steps without reorthogonalization: the three-term recurrence
-    alone, two vectors in memory and two passes over them per step besides the products.
+def lanczos_recurrence(matvec: MatVec, start: Tensor, steps: int, *, metric: MatVec | None = None) -> Tridiagonal:
+    """The tridiagonal matrix of ``steps`` Lanczos steps from ``start`` without reorthogonalization: the
+    three-term recurrence alone, two vectors in memory and two passes over them per step besides the products.
 
     In floating point the vectors lose their orthogonality as soon as a Ritz value converges, and converged
     eigenvalues come back as copies. The copies do not spoil a quadrature: the rule computed in floating point is
@@ -431,7 +412,11 @@ def lanczos_recurrence(
     quadrature needs. When the Krylov space becomes invariant the run ends early, with fewer than ``steps``
     coefficients and an exact rule.
     """
-    steps, _, start = _checked_start(dim, steps, seed, start, dtype, device)
+    steps = check_int("steps", steps)
+    if start.dim() != 1 or not bool(start.norm() > 0):
+        raise ValueError(f"start must be a non-zero vector, got shape {tuple(start.shape)}")
+    if steps > len(start):
+        raise ValueError(f"steps must be <= {len(start)}, the length of start (no more orthonormal vectors exist), got {steps}")
     return _recurrence(matvec, start, steps, metric)
 
 

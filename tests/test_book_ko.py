@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from dldna.book.colab import edition_folder
-from dldna.book.i18n import BOOK_CATALOG, book_title, translations
+from dldna.book.i18n import BOOK_CATALOG, GLUED_CATALOG, book_title, translations
+from dldna.book.sentences import translate_phrase
 from tests.test_book import CHAPTER_PAGES, HTML, PAGES, figures_on_page
-from tests.test_i18n import LANGUAGE, PAGES as BOOK_PAGES, TRANSLATED, hangul_share, kept_in_english
+from tests.test_i18n import LANGUAGE, PAGES as BOOK_PAGES, TRANSLATED, english_words, hangul_share, kept_in_english
 from tests.test_notebooks import ROOT
 
 KOREAN = HTML / LANGUAGE
@@ -132,11 +133,13 @@ def test_a_korean_page_is_marked_korean_and_titled_in_korean(page: Path) -> None
 
 @pytest.mark.parametrize("page", CHAPTER_PAGES, ids=lambda p: str(p.relative_to(HTML)))
 def test_the_korean_page_shows_the_run_of_the_english_one(page: Path) -> None:
-    """Same figures, same glued numbers (every one of them resolved) and the same verdicts of the worked
-    solutions: the Korean page is made from the notebook the English build executed."""
+    """Same figures, same glued values (every one of them resolved; phrases translated through the glued
+    catalog, numbers as they are) and the same verdicts of the worked solutions: the Korean page is made from
+    the notebook the English build executed."""
     english, translated = read(page), read(korean(page))
     assert figures_on_page(korean(page)) == figures_on_page(page)
-    assert sorted(translated.glued) == sorted(english.glued)
+    phrases = translations(ROOT, LANGUAGE, GLUED_CATALOG)
+    assert sorted(translated.glued) == sorted(translate_phrase(value, phrases) for value in english.glued)
     html, english_html = korean(page).read_text(encoding="utf-8"), page.read_text(encoding="utf-8")
     assert html.count("✓ Correct") == english_html.count("✓ Correct")
 
@@ -163,6 +166,14 @@ def test_a_finished_page_shows_no_english_prose(page: Path) -> None:
         if words and share < 0.5:
             english.append(f"{block[:80]!r}: {words[:6]}")
     assert not english, "paragraphs in English on the Korean page:\n" + "\n".join(english)
+
+
+@pytest.mark.parametrize("page", CHAPTER_PAGES, ids=lambda p: str(p.relative_to(HTML)))
+def test_glued_phrases_read_in_korean(page: Path) -> None:
+    """What a run glues into a Korean sentence (how it ended, what ran) is Korean too, not English words."""
+    allowed = kept_in_english()
+    english = [value for value in read(korean(page)).glued if english_words(value, allowed)]
+    assert not english, f"English phrases glued into Korean prose: {english} (add templates to locale/ko/LC_MESSAGES/glued.po)"
 
 
 def test_the_theme_speaks_korean() -> None:

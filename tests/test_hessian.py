@@ -260,7 +260,7 @@ def test_partial_reorthogonalization_keeps_the_basis_semi_orthogonal_with_few_pa
     stacked = torch.stack(basis).double()
     loss = (stacked @ stacked.T - torch.eye(120, dtype=torch.float64)).abs().max().item()
     assert loss <= math.sqrt(torch.finfo(dtype).eps) and 0 < len(passes) <= 60
-    plain = linalg.lanczos_recurrence(lambda v: matrix @ v, 403, 120, start=start)
+    plain = linalg.lanczos_recurrence(lambda v: matrix @ v, start, 120)
     assert np.sum(np.abs(torch.linalg.eigvalsh(plain.tridiagonal()).numpy() - 4.0) < 1e-4) >= 2
     result = linalg.lanczos_eigenpairs(lambda v: matrix @ v, 403, 3, tol=1e-10 if dtype == torch.float64 else 1e-6,
                                        max_iter=200, dtype=dtype)
@@ -273,7 +273,7 @@ def test_the_plain_recurrence_keeps_the_quadrature_after_losing_orthogonality():
     eigenvalues = np.concatenate([np.linspace(0.0, 1.0, 300), [3.0, 5.0, 10.0]])
     matrix = random_symmetric(eigenvalues, seed=1)
     start = torch.randn(303, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    plain = linalg.gauss_quadrature(linalg.lanczos_recurrence(lambda v: matrix @ v, 303, 80, start=start))
+    plain = linalg.gauss_quadrature(linalg.lanczos_recurrence(lambda v: matrix @ v, start, 80))
     full = linalg.gauss_quadrature(linalg.lanczos(lambda v: matrix @ v, 303, 80, start=start))
     at_top = [np.abs(nodes - 10.0) < 1e-6 for nodes, _ in (plain, full)]
     assert at_top[0].sum() >= 3 and at_top[1].sum() == 1
@@ -290,7 +290,7 @@ def test_the_plain_recurrence_keeps_the_quadrature_after_losing_orthogonality():
 def test_the_plain_recurrence_ends_when_the_krylov_space_is_invariant():
     eigenvalues = [2.0] * 4 + [1.0] * 3 + [-1.0] * 3
     matrix = random_symmetric(eigenvalues, seed=5)
-    coefficients = linalg.lanczos_recurrence(lambda v: matrix @ v, 10, 8, seed=0)
+    coefficients = linalg.lanczos_recurrence(lambda v: matrix @ v, torch.randn(10, generator=torch.Generator().manual_seed(0), dtype=torch.float64), 8)
     assert len(coefficients.alphas) == 3 and coefficients.betas[-1] == 0
     density = linalg.slq(lambda v: matrix @ v, 10, 8, 2, seed=0)
     assert density.nodes.shape == density.weights.shape == (2, 8) and density.matvecs == 6
@@ -442,6 +442,8 @@ def test_bad_arguments_raise_value_errors_naming_them():
         (lambda: hs.full_hessian(model, x, y, max_dim=10), "max_dim"),
         (lambda: linalg.lanczos(matvec, 5, 6), "steps"),
         (lambda: linalg.lanczos(matvec, 5, 2, start=torch.zeros(5, dtype=torch.float64)), "start"),
+        (lambda: linalg.lanczos_recurrence(matvec, torch.zeros(5, dtype=torch.float64), 2), "start"),
+        (lambda: linalg.lanczos_recurrence(matvec, torch.ones(5, dtype=torch.float64), 6), "steps"),
         (lambda: linalg.power_iteration(matvec, 0), "dim"),
         (lambda: linalg.slq(matvec, 5, 2, 1, grid=np.zeros((2, 2))), "grid"),
     ]

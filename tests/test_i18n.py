@@ -22,10 +22,10 @@ import pytest
 from dldna.book import i18n
 from dldna.book.colab import ENGLISH, FORM_TITLE, OUT, SOURCE, Labels, bibliography_files, colab_notebook, edition_folder
 from dldna.book import PLACEHOLDER
-from dldna.book.i18n import BOOK_CATALOG, EDITIONS_CATALOG, THEME_CATALOGS, catalog_path, read_catalog
+from dldna.book.i18n import BOOK_CATALOG, EDITIONS_CATALOG, GLUED_CATALOG, THEME_CATALOGS, catalog_path, read_catalog
 from dldna.book.myst import MYST_ONLY, load_references
 from dldna.book.segments import located_segments, segments, translate_markdown
-from dldna.book.sentences import as_literal, fill, templates, translate_code
+from dldna.book.sentences import as_literal, fill, templates, translate_code, translate_phrase
 from dldna.exercises._assignment import assignment_checks
 from dldna.exercises.edition import WRITTEN_ANSWER_PROMPT, key_notebook, student_notebook, write_edition, written_answer_prompt
 from tests.test_notebooks import REPOSITORY, ROOT
@@ -240,6 +240,28 @@ def test_a_field_may_hold_any_expression() -> None:
     assert fill("The order changed at 0.5.", template, korean) == shown
 
 
+PHRASES = {
+    "batch {small}: {small_size}; batch {large}: {large_size}": "배치 {small}: {small_size}; 배치 {large}: {large_size}",
+    "{train} training images, {epochs}": "훈련 이미지 {train}장, {epochs}",
+    "all {count}": "전체 {count}",
+    "{count} epochs": "{count}에폭",
+    "diverged at step {step}": "스텝 {step}에서의 발산",
+    "none": "없음",
+}
+
+
+def test_a_glued_phrase_is_translated_through_the_first_template_that_matches_it_whole() -> None:
+    assert translate_phrase("diverged at step 12", PHRASES) == "스텝 12에서의 발산"
+    assert translate_phrase("all 60,000 training images, 4 epochs", PHRASES) == "훈련 이미지 전체 60,000장, 4에폭"
+    nested = "batch 32: all 600 training images, 2 epochs; batch 1000: 500 training images, 8 epochs"
+    assert translate_phrase(nested, PHRASES) == "배치 32: 훈련 이미지 전체 600장, 2에폭; 배치 1000: 훈련 이미지 500장, 8에폭"
+    assert translate_phrase("none, diverged at step 3", PHRASES) == "없음, 스텝 3에서의 발산"  # a list, item by item
+    assert translate_phrase("NAdam", PHRASES) == "NAdam" and translate_phrase("0.25", PHRASES) == "0.25"
+    assert translate_phrase("diverged at step 3", {"{x}": "{x}!", **PHRASES}) == "스텝 3에서의 발산"  # no literal text: skipped
+    with pytest.raises(ValueError, match="field {epoch}"):
+        translate_phrase("3 epochs", {"{count} epochs": "{epoch}에폭"})
+
+
 # --- Catalogs: extracted, updated, measured ------------------------------------------------------------------
 
 NOTEBOOK = {
@@ -349,6 +371,16 @@ def test_the_site_source_restores_glued_values_and_translates_config(book: Path)
     written = json.loads((book / "site" / "chapters" / "a.ipynb").read_text(encoding="utf-8"))
     assert written["cells"][1]["outputs"][-1] == {"output_type": "display_data", "metadata": glued["acc"]["metadata"],
                                                   "data": {i18n.GLUE_PREFIX + "text/plain": "0.9"}}
+    # A glued phrase is translated through the glued catalog, a number is left alone.
+    glued["how"] = {"output_type": "display_data", "metadata": {"scrapbook": {"name": "how", "mime_prefix": i18n.GLUE_PREFIX}},
+                    "data": {"text/plain": "'diverged at step 7'"}}
+    (executed / "chapters" / "a.glue.json").write_text(json.dumps(glued), encoding="utf-8")
+    catalog_path(book, LANGUAGE, GLUED_CATALOG).write_text(
+        'msgid ""\nmsgstr ""\n"Language: ko\\n"\n\nmsgid "diverged at step {step}"\nmsgstr "스텝 {step}에서의 발산"\n', encoding="utf-8")
+    i18n.write_site(book, LANGUAGE, executed, book / "site")
+    outputs = json.loads((book / "site" / "chapters" / "a.ipynb").read_text(encoding="utf-8"))["cells"][1]["outputs"]
+    shown = {output["metadata"]["scrapbook"]["name"]: output["data"][i18n.GLUE_PREFIX + "text/plain"] for output in outputs[-2:]}
+    assert shown == {"acc": "0.9", "how": "'스텝 7에서의 발산'"}
     assert "title: 작은 책" in (book / "site" / "_config.yml").read_text(encoding="utf-8")
     assert "execute_notebooks: 'off'" in (book / "site" / "_config.yml").read_text(encoding="utf-8")
     assert "caption: 첫째 부" in (book / "site" / "_toc.yml").read_text(encoding="utf-8")
@@ -453,7 +485,7 @@ def test_glossary_terms_are_translated_as_the_glossary_says() -> None:
     assert not inconsistent, "\n".join(inconsistent)
 
 
-@pytest.mark.parametrize("name", [EDITIONS_CATALOG, *THEME_CATALOGS])
+@pytest.mark.parametrize("name", [EDITIONS_CATALOG, GLUED_CATALOG, *THEME_CATALOGS])
 def test_hand_kept_catalogs_are_complete(name: str) -> None:
     catalog = read_catalog(catalog_path(ROOT, LANGUAGE, name))
     assert len(catalog) > 3

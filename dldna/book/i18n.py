@@ -7,7 +7,8 @@ the code shows as prose, a claim about the run: :mod:`dldna.book.sentences`), it
 the English of a piece changes, :func:`update` keeps the old translation but marks it *fuzzy* (with the old
 English beside it), and a new piece arrives untranslated, so nothing drifts silently.
 ``book.po`` holds the book's title and the captions of its table of contents; ``editions.po`` the texts the Colab
-and student editions add around a chapter; ``sphinx.po`` and ``booktheme.po`` the website theme's own labels.
+and student editions add around a chapter; ``glued.po`` the phrases chapters glue into their prose (how a run
+ended, what ran); ``sphinx.po`` and ``booktheme.po`` the website theme's own labels.
 
 From the catalogs come the translated editions: a notebook with its Markdown cells translated
 (:func:`translate_notebook`, used by the Colab edition and the exercise editions), and the source folder of the
@@ -23,6 +24,7 @@ Usage (``make locale``, ``make book``): ``python -m dldna.book.i18n update|statu
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import datetime
 import io
@@ -41,7 +43,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, unescape, write_po
 
 from dldna.book.segments import Segment, has_prose, located_segments, translate_markdown
-from dldna.book.sentences import templates, translate_code, translate_shown
+from dldna.book.sentences import templates, translate_code, translate_phrase, translate_shown
 
 LOCALE = Path("locale")
 LANGUAGE = "ko"
@@ -50,6 +52,9 @@ BOOK_CATALOG = "book"
 EDITIONS_CATALOG = "editions"
 """The catalog of the texts the editions add around a chapter: the Colab edition's notes and titles, the
 student edition's prompt for a written answer (kept by hand)."""
+GLUED_CATALOG = "glued"
+"""The catalog of the phrases chapters glue into their prose (``"diverged at step 12"``), as templates whose fields
+the run fills in (kept by hand): :func:`translate_glued`."""
 THEME_CATALOGS = ("sphinx", "booktheme")
 """The website theme's own labels, kept by hand: Sphinx's and the pydata theme's (``sphinx``) and the book
 theme's (``booktheme``); the translated site uses them before the theme's own translations."""
@@ -372,6 +377,25 @@ def restore_glue(notebook: dict[str, Any], glue: dict[str, Any]) -> dict[str, An
     return result
 
 
+def translate_glued(notebook: dict[str, Any], table: dict[str, str]) -> dict[str, Any]:
+    """``notebook`` (executed, its glued values in its outputs) with every glued text value translated through
+    ``table``, the templates of :data:`GLUED_CATALOG` (:func:`~dldna.book.sentences.translate_phrase`): the phrases
+    a translated paragraph quotes then read in its language. Numbers and names pass through unchanged."""
+    result = copy.deepcopy(notebook)
+    key = GLUE_PREFIX + "text/plain"
+    for cell in result["cells"]:
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get(key)
+            if not output.get("metadata", {}).get("scrapbook") or not isinstance(text, str):
+                continue
+            quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""  # a string's repr, as glue stores it
+            value = ast.literal_eval(text) if quoted else text
+            if isinstance(value, str):
+                translated = translate_phrase(value, table)
+                output["data"][key] = repr(translated) if quoted else translated
+    return result
+
+
 def _translated_toc(node: Any, captions: dict[str, str]) -> Any:
     if isinstance(node, dict):
         return {key: captions.get(value, value) if key == "caption" else _translated_toc(value, captions) for key, value in node.items()}
@@ -427,6 +451,7 @@ def write_site(root: Path, lang: str = LANGUAGE, executed: Path | None = None, o
             glue = executed / f"{page.name}.glue.json"
             if glue.is_file():
                 notebook = restore_glue(notebook, json.loads(glue.read_text(encoding="utf-8")))
+            notebook = translate_glued(notebook, translations(root, lang, GLUED_CATALOG))
             target.write_text(json.dumps(translate_notebook(notebook, table, extensions), ensure_ascii=False), encoding="utf-8")
         else:
             target.write_text(translate_markdown(page.source.read_text(encoding="utf-8"), lookup(table), extensions), encoding="utf-8")
@@ -490,7 +515,7 @@ def main(argv: list[str] | None = None) -> None:
         if arguments.command == "update":
             print(_status_table(list(update(root, arguments.lang).values())))
         elif arguments.command == "status":
-            names = [page.name for page in pages(root)] + [BOOK_CATALOG, EDITIONS_CATALOG, *THEME_CATALOGS]
+            names = [page.name for page in pages(root)] + [BOOK_CATALOG, EDITIONS_CATALOG, GLUED_CATALOG, *THEME_CATALOGS]
             print(_status_table([coverage(root, arguments.lang, name) for name in names]))
         elif arguments.command == "translate":
             if arguments.out is None:

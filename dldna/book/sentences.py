@@ -138,11 +138,16 @@ def fill(shown: str, english: str, translated: str) -> str | None:
     each field replaced by the text that field took in ``shown``. ``None`` when ``shown`` is not from
     ``english``. Raises ``ValueError`` when the translation has a field the English lacks."""
     match = _pattern(english).fullmatch(shown)
-    if match is None:
-        return None
+    return None if match is None else _filled(english, translated, match, lambda value: value)
+
+
+def _filled(english: str, translated: str, match: re.Match[str], convert: Callable[[str], str]) -> str:
+    """``translated`` with each field replaced by ``convert`` of the text that field took in ``match`` (a match
+    of the English template ``english``). Raises ``ValueError`` when the translation has a field the English
+    lacks."""
     values: dict[str, str] = {}
     for field, value in zip((field for _, field in _fields(english) if field), match.groups()):
-        values.setdefault(field, value)
+        values.setdefault(field, convert(value))
     text = []
     for literal, field in _fields(translated):
         if field is not None and field not in values:
@@ -200,3 +205,23 @@ def translate_shown(outputs: list[dict], pairs: list[tuple[str, str]]) -> list[d
                     break
         result.append(output)
     return result
+
+
+def translate_phrase(text: str, table: dict[str, str]) -> str:
+    """``text``, a phrase a run glued into the prose (``"diverged at step 12"``), in the language of ``table``
+    (English template to translated template, ``{"diverged at step {step}": ...}``).
+
+    The first template whose pattern matches all of ``text`` gives the translation, each field's value translated
+    the same way in turn (so ``"batch {size}: {run}"`` can hold a translated run description). A list joined by
+    ``", "`` that no template matches is translated item by item; anything else stays as it is. Templates are
+    tried in the table's order, so a longer one must come before a shorter one that would also match.
+    """
+    for english, translated in table.items():
+        if not any(literal for literal, _ in _fields(english)):
+            continue  # a template without literal text would match everything
+        match = _pattern(english).fullmatch(text)
+        if match is not None:
+            return _filled(english, translated, match, lambda value: translate_phrase(value, table))
+    if ", " in text:
+        return ", ".join(translate_phrase(item, table) for item in text.split(", "))
+    return text

@@ -47,6 +47,7 @@ from dldna.linalg import (
     Density,
     EigenResult,
     TraceResult,
+    Tridiagonal,
     block_hutchinson,
     check_choice,
     check_int,
@@ -395,12 +396,14 @@ def spectral_density(
             start = rademacher((dim,), generator, dtype=operator.dtype, device=operator.device)
             reduced = operator.project(start)
             kept = float(torch.dot(reduced, operator.metric(reduced)) / torch.dot(start, start))
-            run = lanczos if reorthogonalize else lanczos_recurrence
-            reduced_steps = min(steps, operator.dim)
-            coefficients = run(
-                operator.matvec, operator.dim, reduced_steps, seed=int(torch.randint(2**31, (), generator=generator)),
-                start=reduced, metric=operator.metric, dtype=operator.dtype, device=operator.device,
-            )
+            reduced_steps, restart_seed = min(steps, operator.dim), int(torch.randint(2**31, (), generator=generator))
+            if reorthogonalize:
+                coefficients: Tridiagonal = lanczos(
+                    operator.matvec, operator.dim, reduced_steps, seed=restart_seed, start=reduced, metric=operator.metric,
+                    dtype=operator.dtype, device=operator.device,
+                )
+            else:
+                coefficients = lanczos_recurrence(operator.matvec, reduced, reduced_steps, metric=operator.metric)
             nodes, weights = gauss_quadrature(coefficients, reduced_steps)
             all_nodes.append(np.append(nodes, 0.0))
             all_weights.append(np.append(weights * kept, 1.0 - kept))
