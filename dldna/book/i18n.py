@@ -438,6 +438,7 @@ def write_site(root: Path, lang: str = LANGUAGE, executed: Path | None = None, o
         shutil.rmtree(out)
     out.mkdir(parents=True)
     extensions = myst_extensions(root)
+    phrases = translations(root, lang, GLUED_CATALOG)
     written = []
     for page in pages(root):
         table = translations(root, lang, page.name)
@@ -451,7 +452,7 @@ def write_site(root: Path, lang: str = LANGUAGE, executed: Path | None = None, o
             glue = executed / f"{page.name}.glue.json"
             if glue.is_file():
                 notebook = restore_glue(notebook, json.loads(glue.read_text(encoding="utf-8")))
-            notebook = translate_glued(notebook, translations(root, lang, GLUED_CATALOG))
+            notebook = translate_glued(notebook, phrases)
             target.write_text(json.dumps(translate_notebook(notebook, table, extensions), ensure_ascii=False), encoding="utf-8")
         else:
             target.write_text(translate_markdown(page.source.read_text(encoding="utf-8"), lookup(table), extensions), encoding="utf-8")

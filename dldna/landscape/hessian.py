@@ -396,6 +396,7 @@ def spectral_density(
             start = rademacher((dim,), generator, dtype=operator.dtype, device=operator.device)
             reduced = operator.project(start)
             kept = float(torch.dot(reduced, operator.metric(reduced)) / torch.dot(start, start))
+            # Drawn either way, so that each run starts from the same vector with and without reorthogonalization.
             reduced_steps, restart_seed = min(steps, operator.dim), int(torch.randint(2**31, (), generator=generator))
             if reorthogonalize:
                 coefficients: Tridiagonal = lanczos(
