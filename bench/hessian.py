@@ -19,8 +19,10 @@ first gradient pass included; the model is freshly initialised, nothing is train
   it: ``dldna.linalg.lanczos_recurrence``), and its top-k Lanczos reorthogonalizes only when Simon's estimate asks.
 
 Each row prints the seconds, the ratio PyHessian / ours, the answers, their errors (relative, or the standard
-error for the trace), the Hessian-vector products (HVPs) each used and the GFLOP/s of matrix-product arithmetic
-each reached, next to the machine's float32 matrix-product peak.
+error for the trace), the Hessian-vector products (HVPs) each used, the GFLOP/s of matrix-product arithmetic
+each reached, and ours' floor: the seconds its matrix-product arithmetic would take at the machine's float32
+matrix-product peak (measured first). A floor above a third of PyHessian's time means no run of the same
+arithmetic can be three times faster on this machine: only fewer operations could.
 
     .venv/bin/python bench/hessian.py [--sizes 256 1024] [--rounds 3] [--trace-samples 20] [--block-samples 4]
                                       [--density-steps 100] [--device cuda] [--threads 1]
@@ -127,9 +129,11 @@ def main() -> None:
     parameters = sum(p.numel() for p in model.parameters())
     print(f"MLP 784-512-64-10 ({parameters:,} parameters), freshly initialised; device {device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; fastest of {args.rounds} rounds")
+    peak = matmul_peak(device)
+    print(f"float32 matrix-product peak (2048^3): {peak:.1f} GFLOP/s")
     reference_runner = PyHessianRunner(model)
     header = (f"{'n':>5} {'task':<7} {'ours s':>7} {'PyH s':>7} {'PyH/ours':>8}  {'ours':>16} {'PyHessian':>16} "
-              f"{'err ours':>8} {'err PyH':>8} {'HVPs':>9} {'GFLOP/s':>11}")
+              f"{'err ours':>8} {'err PyH':>8} {'HVPs':>9} {'GFLOP/s':>11} {'floor s':>7}")
     print(header)
     print("-" * len(header))
 
@@ -137,9 +141,11 @@ def main() -> None:
             products: tuple[int, int], note: str = "") -> None:
         timed = fastest_in_turn(runs, args.rounds, device)
         (ours_s, _), (theirs_s, _) = timed["ours"], timed["PyHessian"]
-        rates = "/".join(f"{count_flops(run) / seconds / 1e9:.0f}" for run, seconds in zip(runs.values(), (ours_s, theirs_s)))
+        flops = [count_flops(run) for run in runs.values()]
+        rates = "/".join(f"{count / seconds / 1e9:.0f}" for count, seconds in zip(flops, (ours_s, theirs_s)))
+        floor = flops[0] / peak / 1e9
         print(f"{size:>5} {task:<7} {ours_s:7.3f} {theirs_s:7.3f} {theirs_s / ours_s:8.2f}  {answers[0]:>16} {answers[1]:>16} "
-              f"{errors[0]:>8} {errors[1]:>8} {f'{products[0]}/{products[1]}':>9} {rates:>11}{note}", flush=True)
+              f"{errors[0]:>8} {errors[1]:>8} {f'{products[0]}/{products[1]}':>9} {rates:>11} {floor:7.3f}{note}", flush=True)
 
     for size in args.sizes:
         x, y = data.x_train[:size], data.y_train[:size]
@@ -177,7 +183,6 @@ def main() -> None:
             (f"top {density.nodes.max():.4f}", f"top {nodes.max():.4f}"),
             (f"{relative_error(density.nodes.max(), exact[0]):.1e}", f"{relative_error(nodes.max(), exact[0]):.1e}"),
             (density.matvecs, args.density_steps), "  (the largest quadrature node against the top eigenvalue)")
-    print(f"float32 matrix-product peak (2048^3): {matmul_peak(device):.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

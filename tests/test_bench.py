@@ -50,6 +50,8 @@ def test_hessian_matches_pyhessian_at_a_small_size() -> None:
     rows = {task: next(line for line in out.splitlines() if re.match(rf"\s*64 {task}\b", line)) for task in ("top-1", "top-2", "trace", "density")}
     top = re.match(r"\s*64 top-1\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", rows["top-1"])
     assert float(top.group(6)) < 1e-3 and float(top.group(7)) < 1e-2, "relative errors of the top eigenvalue"
+    floor = float(rows["top-1"].split()[11])
+    assert 0 < floor < float(top.group(1)), "ours' arithmetic at the machine's peak takes less than ours' run"
     assert "matrix-product peak" in out
     with pytest.raises(AssertionError, match="trace-samples"):
         run_script("hessian.py", "--trace-samples", "1")
