@@ -240,6 +240,13 @@ def test_a_field_may_hold_any_expression() -> None:
     assert fill("The order changed at 0.5.", template, korean) == shown
 
 
+def test_a_field_may_show_nothing() -> None:
+    template = "After {n} epoch{'s' * (n != 1)}, the order held."
+    korean = "{n}에폭 뒤에도 순서는 유지됐습니다."
+    assert fill("After 1 epoch, the order held.", template, korean) == "1에폭 뒤에도 순서는 유지됐습니다."
+    assert fill("After 2 epochs, the order held.", template, korean) == "2에폭 뒤에도 순서는 유지됐습니다."
+
+
 PHRASES = {
     "batch {small}: {small_size}; batch {large}: {large_size}": "배치 {small}: {small_size}; 배치 {large}: {large_size}",
     "{train} training images, {epochs}": "훈련 이미지 {train}장, {epochs}",

@@ -130,7 +130,7 @@ def _field_end(template: str, start: int) -> int:
 
 @cache
 def _pattern(template: str) -> re.Pattern[str]:
-    return re.compile("".join(re.escape(literal) + ("(.+?)" if field else "") for literal, field in _fields(template)), re.S)
+    return re.compile("".join(re.escape(literal) + ("(.*?)" if field else "") for literal, field in _fields(template)), re.S)
 
 
 def fill(shown: str, english: str, translated: str) -> str | None:
